@@ -1,0 +1,86 @@
+// Package instance is the Instance aggregate of SaaS V2 (and later SaaS V1 and
+// License C): its states, commands, events and the two pure functions that
+// drive it, Decide and Evolve. It does no I/O.
+package instance
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is where an instance is in its life.
+type Status string
+
+// The statuses. The zero value, StatusNone, means "does not exist".
+const (
+	StatusNone         Status = ""
+	StatusProvisioning Status = "provisioning"
+	StatusActive       Status = "active"
+	StatusFrozen       Status = "frozen"
+	StatusReleased     Status = "released"
+	StatusFailed       Status = "failed"
+)
+
+// Statuses lists every status, StatusNone first; tests range over it.
+var Statuses = []Status{StatusNone, StatusProvisioning, StatusActive, StatusFrozen, StatusReleased, StatusFailed}
+
+// Exists reports whether the instance was ever created.
+func (s Status) Exists() bool { return s != StatusNone }
+
+// Live reports whether KooGallery may still act on the instance: it exists
+// and is neither released nor failed.
+func (s Status) Live() bool {
+	return s == StatusProvisioning || s == StatusActive || s == StatusFrozen
+}
+
+// AppInfo is what the buyer receives: URLs and the initial admin account, in
+// plain text. The ingress encrypts userName and password on the way out.
+type AppInfo struct {
+	FrontEndURL string `json:"frontEndUrl"`
+	AdminURL    string `json:"adminUrl,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+	Password    string `json:"password,omitempty"`
+	Memo        string `json:"memo,omitempty"`
+}
+
+// Failure says why provisioning was refused: a KooGallery creation code
+// (e.g. "000100") and a message for the buyer-facing resultMsg.
+type Failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// State is the folded state of one instance.
+type State struct {
+	ID          string    `json:"instanceId"`
+	Status      Status    `json:"status"`
+	OrderID     string    `json:"orderId,omitempty"`
+	OrderLineID string    `json:"orderLineId,omitempty"`
+	BusinessID  string    `json:"businessId,omitempty"`
+	// Provisioned is true once the app info is known; a frozen instance may
+	// still be unprovisioned.
+	Provisioned bool      `json:"provisioned,omitempty"`
+	AppInfo     *AppInfo  `json:"appInfo,omitempty"`
+	Failure     *Failure  `json:"failure,omitempty"`
+	ExpireTime  time.Time `json:"expireTime,omitempty"`
+	ProductID   string    `json:"productId,omitempty"`
+	// Formal is set once a trial was converted to a paid order.
+	Formal bool `json:"formal,omitempty"`
+	// Upgrades counts applied upgrade orders.
+	Upgrades int `json:"upgrades,omitempty"`
+	// Orders holds the keys of refresh and upgrade orders already applied
+	// (idempotency); see orderKey.
+	Orders map[string]bool `json:"orders,omitempty"`
+	// Events counts the events folded into this state.
+	Events int `json:"events"`
+}
+
+func orderKey(kind, orderID, orderLineID string) string {
+	return fmt.Sprintf("%s|%d|%s|%s", kind, len(orderID), orderID, orderLineID)
+}
+
+// HasOrder reports whether an order of the given kind ("refresh", "upgrade")
+// was already applied.
+func (s State) HasOrder(kind, orderID, orderLineID string) bool {
+	return s.Orders[orderKey(kind, orderID, orderLineID)]
+}
