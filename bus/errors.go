@@ -1,0 +1,13 @@
+package bus
+
+import "errors"
+
+var (
+	// ErrInvalidConfig is wrapped by every configuration validation error.
+	ErrInvalidConfig = errors.New("bus: invalid config")
+	// ErrStart is wrapped when the embedded server fails to start or to
+	// become ready (listener, JetStream or store recovery failure).
+	ErrStart = errors.New("bus: embedded server failed to start")
+	// ErrShutdown is returned by [Embedded.Connect] after [Embedded.Shutdown].
+	ErrShutdown = errors.New("bus: embedded server is shut down")
+)
