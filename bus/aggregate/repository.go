@@ -256,6 +256,14 @@ func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S
 	return e.state, e.seq, nil
 }
 
+// AssumeNew tells the repository that aggregate id has no events yet (for
+// example because its id was reserved a moment ago), saving the read that
+// would confirm it. If the assumption is wrong, the next append conflicts
+// and the repository reloads: correctness never depends on it.
+func (r *Repository[S, E, C]) AssumeNew(id string) {
+	r.cache.ContainsOrAdd(id, entry[S]{})
+}
+
 // Forget drops an aggregate from the cache.
 func (r *Repository[S, E, C]) Forget(id string) { r.cache.Remove(id) }
 

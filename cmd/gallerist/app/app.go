@@ -1,0 +1,316 @@
+// Package app wires Gallerist together: the bus (embedded or external
+// NATS), the JetStream event store, the nonce guard, the instance service,
+// the provisioning effect and the HTTP ingress. cmd/gallerist runs it; the
+// end-to-end tests start it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gallerist/gallerist/bus"
+	"github.com/gallerist/gallerist/bus/aggregate"
+	"github.com/gallerist/gallerist/bus/eventstore"
+	"github.com/gallerist/gallerist/bus/nonce"
+	"github.com/gallerist/gallerist/ingress/config"
+	"github.com/gallerist/gallerist/ingress/instances"
+	"github.com/gallerist/gallerist/ingress/server"
+	"github.com/gallerist/gallerist/projections/provision"
+)
+
+// Config is everything `gallerist serve` can be told.
+type Config struct {
+	// Listen is the HTTP(S) address; ":0" picks a free port.
+	Listen string
+	// TLSCert and TLSKey serve HTTPS directly (KooGallery requires HTTPS;
+	// without them, terminate TLS in front of Gallerist).
+	TLSCert, TLSKey string
+	// DataDir holds the embedded JetStream store (and the demo config).
+	DataDir string
+	// NATSURL uses an external NATS server or cluster instead of the
+	// embedded one.
+	NATSURL string
+	// NATSListen lets the embedded server also listen on TCP (host:port).
+	NATSListen string
+	// Sync and SyncInterval set the embedded server's fsync policy.
+	Sync         bus.SyncMode
+	SyncInterval time.Duration
+	// Stream, Prefix and Replicas shape the JetStream stream.
+	Stream, Prefix string
+	Replicas       int
+	// ProvisionBudget, RequestTimeout and BodyLimit tune the ingress.
+	ProvisionBudget time.Duration
+	RequestTimeout  time.Duration
+	BodyLimit       int64
+	// CacheSize bounds the in-memory aggregate cache.
+	CacheSize int
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+	// Routes are the production addresses.
+	Routes []config.Route
+	// Provisioning tunes the provisioning effect; zero means defaults.
+	Provisioning provision.WorkerConfig
+	// DisableProvisioner leaves provisioning to other replicas or tools.
+	DisableProvisioner bool
+}
+
+// Defaults returns the default configuration (no routes).
+func Defaults() Config {
+	return Config{
+		Listen: ":8080", DataDir: "./data", Sync: bus.SyncInterval, SyncInterval: 100 * time.Millisecond,
+		Stream: "GALLERIST", Prefix: "gallerist", Replicas: 1,
+		ProvisionBudget: 2 * time.Second, RequestTimeout: 4 * time.Second, BodyLimit: 1 << 20,
+		CacheSize: 100_000, ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Validate checks what the parts do not check themselves.
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("listen address is empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		return errors.New("the embedded NATS server needs a data directory")
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("no production routes configured")
+	}
+	return config.File{Routes: c.Routes}.Validate()
+}
+
+// App is a running Gallerist.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	embedded *bus.Embedded
+	nc       *nats.Conn
+	conns    []*nats.Conn
+	store    *eventstore.JetStreamStore
+	pool     *eventstore.Pool
+	svc      *instances.Service
+	worker   *provision.Worker
+	http     *http.Server
+	ln       net.Listener
+	served   chan error
+}
+
+// Start brings every part up, in dependency order, and starts serving.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if cfg.NATSURL == "" {
+		a.embedded, err = bus.StartEmbedded(ctx, bus.ServerConfig{
+			DataDir: cfg.DataDir, Sync: cfg.Sync, SyncInterval: cfg.SyncInterval, Listen: cfg.NATSListen,
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Separate connections for the event store, the nonce guard, change
+	// notifications and the effects: the server reads each connection in
+	// one loop, so one shared connection would serialise all of them.
+	for _, name := range []string{"store", "nonces", "notify", "effects", "store-2", "store-3", "store-4"} {
+		nc, err := a.connect(ctx, "gallerist-"+name)
+		if err != nil {
+			return nil, err
+		}
+		a.conns = append(a.conns, nc)
+	}
+	a.nc = a.conns[0]
+	a.store, err = eventstore.OpenJetStream(ctx, a.nc, eventstore.JetStreamConfig{
+		Stream: cfg.Stream, Prefix: cfg.Prefix, Replicas: cfg.Replicas,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	// Appends and direct reads spread over four connections to the stream.
+	members := []eventstore.Store{a.store}
+	for _, nc := range a.conns[4:] {
+		m, err := eventstore.OpenJetStream(ctx, nc, a.store.Config(), log)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	a.pool = eventstore.NewPool(members...)
+	window := time.Duration(0)
+	for _, r := range cfg.Routes {
+		window = max(window, r.Window())
+	}
+	nonceJS, err := jetstream.New(a.conns[1])
+	if err != nil {
+		return nil, fmt.Errorf("jetstream for nonces: %w", err)
+	}
+	guard, err := nonce.Open(ctx, nonceJS, nonce.Config{TTL: 2 * window, Replicas: cfg.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	agg := aggregate.DefaultConfig()
+	if cfg.CacheSize > 0 {
+		agg.CacheSize = cfg.CacheSize
+	}
+	a.svc, err = instances.New(a.pool, a.conns[2], instances.Config{Prefix: a.store.Config().Prefix, Aggregate: agg}, log.With("component", "instances"))
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.DisableProvisioner {
+		if err := a.startProvisioner(ctx); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.New(cfg.Routes, server.Deps{
+		Instances: a.svc, Store: a.pool, Nonces: guard, Ready: a.ready,
+	}, server.Options{
+		BodyLimit: cfg.BodyLimit, ProvisionBudget: cfg.ProvisionBudget, RequestTimeout: cfg.RequestTimeout,
+	}, log.With("component", "ingress"))
+	if err != nil {
+		return nil, err
+	}
+	a.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	a.http = &http.Server{
+		Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	}
+	go func() {
+		var err error
+		if cfg.TLSCert != "" {
+			err = a.http.ServeTLS(a.ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = a.http.Serve(a.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.served <- err
+	}()
+	log.Info("gallerist serving", "addr", a.Addr(), "routes", len(cfg.Routes), "embedded", a.embedded != nil)
+	return a, nil
+}
+
+func (a *App) connect(ctx context.Context, name string) (*nats.Conn, error) {
+	if a.embedded != nil {
+		nc, err := a.embedded.Connect(nats.Name(name))
+		if err != nil {
+			return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+		}
+		return nc, nil
+	}
+	return bus.Connect(ctx, a.cfg.NATSURL, name, a.log)
+}
+
+func (a *App) startProvisioner(ctx context.Context) error {
+	js, err := jetstream.New(a.conns[3])
+	if err != nil {
+		return fmt.Errorf("jetstream for effects: %w", err)
+	}
+	stream, err := js.Stream(ctx, a.store.Config().Stream)
+	if err != nil {
+		return fmt.Errorf("event stream for effects: %w", err)
+	}
+	byRoute := map[string]provision.Provisioner{}
+	for _, r := range a.cfg.Routes {
+		bc := provision.DefaultBuiltinConfig()
+		for dst, src := range map[*string]string{
+			&bc.FrontEndURL: r.Provisioner.FrontEndURL, &bc.AdminURL: r.Provisioner.AdminURL,
+			&bc.UserName: r.Provisioner.UserName, &bc.Memo: r.Provisioner.Memo,
+		} {
+			if src != "" {
+				*dst = src
+			}
+		}
+		p, err := provision.NewBuiltin(bc)
+		if err != nil {
+			return fmt.Errorf("route %s: provisioner: %w", r.Path, err)
+		}
+		byRoute[r.Path] = p
+	}
+	def, err := provision.NewBuiltin(provision.DefaultBuiltinConfig())
+	if err != nil {
+		return err
+	}
+	wcfg := a.cfg.Provisioning
+	if wcfg == (provision.WorkerConfig{}) {
+		wcfg = provision.DefaultWorkerConfig()
+	}
+	a.worker, err = provision.NewWorker(stream, a.store.Config().Prefix, a.svc,
+		func(route string) provision.Provisioner { return byRoute[route] }, def, wcfg, a.log)
+	if err != nil {
+		return err
+	}
+	return a.worker.Start(ctx)
+}
+
+func (a *App) ready(ctx context.Context) error {
+	if a.nc == nil || !a.nc.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	if _, err := a.store.Stream().Info(ctx); err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Instances exposes the instance service (tests, tools).
+func (a *App) Instances() *instances.Service { return a.svc }
+
+// Store exposes the event store.
+func (a *App) Store() *eventstore.JetStreamStore { return a.store }
+
+// Done is closed with the HTTP server's exit error.
+func (a *App) Done() <-chan error { return a.served }
+
+// Shutdown stops in order: stop accepting and finish in-flight calls, stop
+// the effects (in-flight work finishes), flush and close the NATS
+// connection, stop the embedded server.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.http != nil {
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	a.close()
+	return errors.Join(errs...)
+}
+
+func (a *App) close() {
+	if a.worker != nil {
+		a.worker.Stop()
+	}
+	if a.svc != nil {
+		a.svc.Close()
+	}
+	for _, nc := range a.conns {
+		if err := nc.FlushTimeout(2 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			a.log.Warn("flushing NATS", "connection", nc.Opts.Name, "err", err)
+		}
+		nc.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Shutdown()
+	}
+}

@@ -1,0 +1,178 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gallerist/gallerist/bus"
+	"github.com/gallerist/gallerist/cmd/gallerist/app"
+	"github.com/gallerist/gallerist/ingress/config"
+	"github.com/gallerist/gallerist/ingress/koogallery"
+)
+
+const benchKey = "BENCH-ACCESS-KEY-0123456789"
+
+// BenchmarkV2Mix drives the real server end to end over HTTP on loopback
+// with a realistic signed mix of SaaS V2 calls: 25% newInstance (new
+// orders), 45% queryInstance, 15% refreshInstance, 15% updateInstanceStatus.
+// Requests are signed before the timer starts so that the client's signing
+// does not compete with the server for the CPU. It reports calls/s and the
+// p50/p99 latency of one call.
+//
+//	go test -run '^$' -bench BenchmarkV2Mix -benchtime 20000x ./cmd/gallerist/app/
+func BenchmarkV2Mix(b *testing.B) {
+	for _, mode := range []bus.SyncMode{bus.SyncInterval, bus.SyncAlways} {
+		b.Run("sync="+string(mode), func(b *testing.B) { benchMix(b, mode, realisticMix) })
+	}
+}
+
+// BenchmarkV2Activity measures one activity alone (embedded NATS, default
+// sync), to show what each costs.
+func BenchmarkV2Activity(b *testing.B) {
+	for _, act := range []string{"newInstance", "queryInstance", "refreshInstance", "updateInstanceStatus"} {
+		b.Run("activity="+act, func(b *testing.B) {
+			benchMix(b, bus.SyncInterval, func(int) string { return act })
+		})
+	}
+}
+
+// realisticMix: per 20 calls, 2 newInstance, 10 queryInstance (KooGallery
+// polls after 000004, the buyer's console reads it synchronously, dial tests
+// replay it), 4 refreshInstance and 4 updateInstanceStatus.
+func realisticMix(i int) string {
+	switch r := i % 20; {
+	case r < 2:
+		return "newInstance"
+	case r < 12:
+		return "queryInstance"
+	case r < 16:
+		return "refreshInstance"
+	}
+	return "updateInstanceStatus"
+}
+
+func benchMix(b *testing.B, mode bus.SyncMode, mix func(int) string) {
+	cfg := app.Defaults()
+	cfg.Listen, cfg.DataDir, cfg.Sync = "127.0.0.1:0", b.TempDir(), mode
+	// A wide timestamp window: requests are signed before the timer starts.
+	cfg.Routes = []config.Route{{Path: "/kg/v2", Family: config.FamilySaaSV2, Keys: []config.Key{{Value: benchKey}}, TimestampWindow: time.Hour}}
+	ctx := context.Background()
+	a, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = a.Shutdown(ctx) }()
+	base := "http://" + a.Addr() + "/kg/v2"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+
+	// Existing instances the query/refresh/status calls act on.
+	const existing = 500
+	ids := make([]string, existing)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-inst-%d", i)
+		body := mustJSON(map[string]string{"activity": "newInstance", "orderId": "bench-o-" + ids[i], "orderLineId": "l1", "businessId": ids[i]})
+		if code := send(client, signed(base, body)); code != "000000" {
+			b.Fatalf("seeding instance %d: %s", i, code)
+		}
+	}
+	reqs := make([]request, b.N)
+	for i := range reqs {
+		id := ids[i%existing]
+		var body []byte
+		switch mix(i) {
+		case "newInstance":
+			body = mustJSON(map[string]string{"activity": "newInstance", "orderId": fmt.Sprintf("bench-new-%d", i), "orderLineId": "l1", "businessId": fmt.Sprintf("bench-new-%d-b", i)})
+		case "queryInstance":
+			body = mustJSON(map[string]string{"activity": "queryInstance", "instanceId": id})
+		case "refreshInstance":
+			body = mustJSON(map[string]string{"activity": "refreshInstance", "scene": "RENEWAL", "orderId": fmt.Sprintf("bench-r-%d", i), "orderLineId": "l1", "instanceId": id, "expireTime": "20301231235959000"})
+		default:
+			status := "FREEZE"
+			if i%2 == 0 {
+				status = "UNFREEZE"
+			}
+			body = mustJSON(map[string]string{"activity": "updateInstanceStatus", "instanceId": id, "status": status})
+		}
+		reqs[i] = signed(base, body)
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failures sync.Map
+	b.SetParallelism(32) // 32 × GOMAXPROCS concurrent clients
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			t0 := time.Now()
+			code := send(client, reqs[i])
+			lat[i] = time.Since(t0)
+			if code != "000000" && code != "000004" {
+				failures.Store(code, true)
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime) - syscall.TimevalToNsec(ru0.Utime) +
+		syscall.TimevalToNsec(ru1.Stime) - syscall.TimevalToNsec(ru0.Stime))
+	failures.Range(func(k, _ any) bool { b.Errorf("a call answered %v", k); return true })
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	// CPU of the whole process (server and load generator) per call, and
+	// how many of the machine's cores the run kept busy.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
+	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+}
+
+type request struct {
+	url  string
+	body []byte
+}
+
+func signed(base string, body []byte) request {
+	q := koogallery.SignV2Request([]byte(benchKey), body, time.Now(), koogallery.NewNonce())
+	u, _ := url.Parse(base)
+	u.RawQuery = q.Encode()
+	return request{url: u.String(), body: body}
+}
+
+func send(c *http.Client, r request) string {
+	resp, err := c.Post(r.url, "application/json;charset=utf8", bytes.NewReader(r.body))
+	if err != nil {
+		return "transport: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ResultCode string `json:"resultCode"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Sprintf("HTTP %d undecodable", resp.StatusCode)
+	}
+	return out.ResultCode
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,88 @@
+// Command gallerist is the vendor's production interface for Huawei Cloud
+// KooGallery.
+//
+//	gallerist serve [flags]        run the service (embedded NATS by default)
+//	gallerist sign [flags]         print a signed curl command for a V2 activity
+//
+// Every flag can also be set from the environment as GALLERIST_<FLAG>, with
+// dashes as underscores (e.g. --nats-url → GALLERIST_NATS_URL); a flag on
+// the command line wins.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "sign":
+		err = sign(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gallerist: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err == flag.ErrHelp {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gallerist %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `gallerist — the vendor's production interface for Huawei Cloud KooGallery
+
+Commands:
+  serve   run the service (embedded NATS unless --nats-url is given)
+  sign    print a ready-to-run signed curl command for a SaaS V2 activity
+
+Run "gallerist <command> -h" for its flags. Every flag can also be set as
+GALLERIST_<FLAG> in the environment (e.g. GALLERIST_NATS_URL).
+`)
+}
+
+// envFlags sets every flag not given on the command line from
+// GALLERIST_<NAME> in the environment.
+func envFlags(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := "GALLERIST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,182 @@
+// Package config holds the production routes: which URL path serves which
+// KooGallery product family with which key(s). It is read from a YAML file;
+// secrets may come from the environment.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Family is a KooGallery product family; it fixes the method, the
+// authentication and the activity set of a route.
+type Family string
+
+// Families served today. Later: saas-v1, license-a, license-b, license-c.
+const (
+	FamilySaaSV2 Family = "saas-v2"
+)
+
+// Key is one production key of a route. Two keys may be active during a
+// rotation; the first is the primary (used to sign answers to requests that
+// did not authenticate).
+type Key struct {
+	// Value is the key as the seller console shows it. Prefer ValueEnv.
+	Value string `yaml:"value,omitempty"`
+	// ValueEnv names an environment variable holding the key.
+	ValueEnv string `yaml:"valueEnv,omitempty"`
+	// Base64 marks a key the console shows base64-encoded (international and
+	// EU sites): it is decoded once at start and the decoded bytes are used
+	// everywhere (auth.md §1).
+	Base64 bool `yaml:"base64,omitempty"`
+}
+
+// Provisioner configures the built-in provisioner for a route.
+type Provisioner struct {
+	FrontEndURL string `yaml:"frontEndUrl,omitempty"`
+	AdminURL    string `yaml:"adminUrl,omitempty"`
+	UserName    string `yaml:"userName,omitempty"`
+	Memo        string `yaml:"memo,omitempty"`
+}
+
+// Route is one production address.
+type Route struct {
+	// Path is the URL path KooGallery calls, e.g. /koogallery/product-a.
+	Path   string `yaml:"path"`
+	Family Family `yaml:"family"`
+	Keys   []Key  `yaml:"keys"`
+	// EncryptType is "1" (AES-256, default) or "2" (AES-128), as chosen when
+	// the product was published.
+	EncryptType string `yaml:"encryptType,omitempty"`
+	// TimestampWindow is the V2 freshness window (default 60s).
+	TimestampWindow time.Duration `yaml:"timestampWindow,omitempty"`
+	// AllowPlainSHA256 enables signature form (d), the plain-SHA-256 inner
+	// hash reading of the spec (auth.md §2.2). Default off.
+	AllowPlainSHA256 bool `yaml:"allowPlainSHA256,omitempty"`
+	// Provisioner configures the built-in provisioner for this route.
+	Provisioner Provisioner `yaml:"provisioner,omitempty"`
+}
+
+// File is the whole configuration file.
+type File struct {
+	Routes []Route `yaml:"routes"`
+}
+
+// Load reads and validates a YAML file.
+func Load(path string) (File, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw)
+}
+
+// Parse reads and validates YAML text. Unknown fields are errors, so that a
+// typo never silently disables a setting.
+func Parse(raw []byte) (File, error) {
+	var f File
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return File{}, fmt.Errorf("config: %w", err)
+	}
+	if err := f.Validate(); err != nil {
+		return File{}, err
+	}
+	return f, nil
+}
+
+// Validate checks every route.
+func (f File) Validate() error {
+	if len(f.Routes) == 0 {
+		return errors.New("config: no routes")
+	}
+	seen := map[string]bool{}
+	for i, r := range f.Routes {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("config: routes[%d]: %w", i, err)
+		}
+		if seen[r.Path] {
+			return fmt.Errorf("config: routes[%d]: path %s configured twice", i, r.Path)
+		}
+		seen[r.Path] = true
+	}
+	return nil
+}
+
+// Validate checks one route.
+func (r Route) Validate() error {
+	if !strings.HasPrefix(r.Path, "/") {
+		return fmt.Errorf("path %q must start with /", r.Path)
+	}
+	switch r.Family {
+	case FamilySaaSV2:
+	default:
+		return fmt.Errorf("path %s: unknown family %q (supported: %s)", r.Path, r.Family, FamilySaaSV2)
+	}
+	if len(r.Keys) < 1 || len(r.Keys) > 2 {
+		return fmt.Errorf("path %s: needs one or two keys, has %d", r.Path, len(r.Keys))
+	}
+	for i, k := range r.Keys {
+		if _, err := k.Bytes(); err != nil {
+			return fmt.Errorf("path %s: keys[%d]: %w", r.Path, i, err)
+		}
+	}
+	switch r.EncryptType {
+	case "", "1", "2":
+	default:
+		return fmt.Errorf("path %s: encryptType must be \"1\" or \"2\", got %q", r.Path, r.EncryptType)
+	}
+	if r.TimestampWindow < 0 {
+		return fmt.Errorf("path %s: timestampWindow must not be negative", r.Path)
+	}
+	return nil
+}
+
+// Window returns the timestamp window with its default.
+func (r Route) Window() time.Duration {
+	if r.TimestampWindow == 0 {
+		return 60 * time.Second
+	}
+	return r.TimestampWindow
+}
+
+// Encrypt returns the encryptType with its default.
+func (r Route) Encrypt() string {
+	if r.EncryptType == "" {
+		return "1"
+	}
+	return r.EncryptType
+}
+
+// Bytes resolves the key: from ValueEnv or Value, base64-decoded if marked.
+func (k Key) Bytes() ([]byte, error) {
+	v := k.Value
+	if k.ValueEnv != "" {
+		env, ok := os.LookupEnv(k.ValueEnv)
+		if !ok {
+			return nil, fmt.Errorf("environment variable %s is not set", k.ValueEnv)
+		}
+		v = env
+	}
+	if v == "" {
+		return nil, errors.New("empty key (set value or valueEnv)")
+	}
+	if !k.Base64 {
+		return []byte(v), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	if err != nil {
+		return nil, fmt.Errorf("key marked base64 does not decode: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, errors.New("key decodes to nothing")
+	}
+	return b, nil
+}

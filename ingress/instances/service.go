@@ -1,0 +1,256 @@
+// Package instances is the application service for Instance aggregates:
+// the idempotent create through the order index, commands, fresh reads,
+// and waiting (bounded) for provisioning. Every family whose products are
+// instances (SaaS V2, SaaS V1, License C) goes through it.
+package instances
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/gallerist/gallerist/bus/aggregate"
+	"github.com/gallerist/gallerist/bus/eventstore"
+	"github.com/gallerist/gallerist/domain/event"
+	"github.com/gallerist/gallerist/domain/instance"
+)
+
+// Repo is the repository type for instances.
+type Repo = aggregate.Repository[instance.State, instance.Event, instance.Command]
+
+// Definition is the aggregate definition of instances.
+func Definition() aggregate.Definition[instance.State, instance.Event, instance.Command] {
+	return aggregate.Definition[instance.State, instance.Event, instance.Command]{
+		Kind: instance.Kind, Decide: instance.Decide, Evolve: instance.Evolve,
+		Encode: instance.Encode, Decode: instance.Decode,
+	}
+}
+
+// Config tunes the service.
+type Config struct {
+	// Prefix is the event store's subject prefix (for change notifications).
+	Prefix string
+	// Aggregate tunes the repository (cache size, retries).
+	Aggregate aggregate.Config
+}
+
+// Service runs instance commands.
+type Service struct {
+	store eventstore.Store
+	repo  *Repo
+	nc    *nats.Conn
+	cfg   Config
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+	sub     *nats.Subscription
+}
+
+// New builds the service. nc may be nil, then waits poll instead of being
+// woken by change notifications.
+func New(store eventstore.Store, nc *nats.Conn, cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "gallerist"
+	}
+	if cfg.Aggregate.CacheSize == 0 && cfg.Aggregate.MaxRetries == 0 {
+		cfg.Aggregate = aggregate.DefaultConfig()
+	}
+	repo, err := aggregate.New(store, Definition(), cfg.Aggregate)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{store: store, repo: repo, nc: nc, cfg: cfg, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
+	if nc != nil {
+		// Every appended event is also a core NATS message on its subject:
+		// a cheap, cluster-wide "something changed" hint. Hints may be lost;
+		// waits re-read the store and also poll, so nothing depends on them.
+		subj := cfg.Prefix + "." + instance.Kind + ".*"
+		sub, err := nc.Subscribe(subj, s.onChange)
+		if err != nil {
+			return nil, fmt.Errorf("instances: subscribe %s: %w", subj, err)
+		}
+		s.sub = sub
+	}
+	return s, nil
+}
+
+// Close stops the change subscription.
+func (s *Service) Close() {
+	if s.sub != nil {
+		_ = s.sub.Unsubscribe()
+	}
+}
+
+// Repo exposes the repository (for effects and tests).
+func (s *Service) Repo() *Repo { return s.repo }
+
+func (s *Service) onChange(m *nats.Msg) {
+	id, err := eventstore.ParseSubject(s.cfg.Prefix, m.Subject)
+	if err != nil || len(id.Keys) != 1 {
+		return
+	}
+	s.mu.Lock()
+	for ch := range s.waiters[id.Keys[0]] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Service) watch(id string) (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	if s.waiters[id] == nil {
+		s.waiters[id] = map[chan struct{}]struct{}{}
+	}
+	s.waiters[id][ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.waiters[id], ch)
+		if len(s.waiters[id]) == 0 {
+			delete(s.waiters, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Create is newInstance: it binds the order line to an instance id (the
+// first request's businessId) exactly once across all replicas, creates the
+// instance, and waits up to budget for provisioning. It returns the state
+// to answer from: provisioning (answer 000004), active, frozen, released,
+// or a *instance.RefusedError for a refused provisioning.
+func (s *Service) Create(ctx context.Context, orderID, orderLineID, businessID string, cause event.Causation, budget time.Duration) (instance.State, error) {
+	id, bound, err := s.bind(ctx, orderID, orderLineID, businessID, cause)
+	if err != nil {
+		return instance.State{}, err
+	}
+	if bound {
+		// This request reserved the id: the instance cannot exist yet.
+		s.repo.AssumeNew(id)
+	}
+	wake, stop := s.watch(id)
+	defer stop()
+	st, _, err := s.repo.Execute(ctx, id, instance.Create{InstanceID: id, OrderID: orderID, OrderLineID: orderLineID, BusinessID: id}, cause)
+	if err != nil {
+		return st, err
+	}
+	return s.wait(ctx, id, st, wake, budget)
+}
+
+// bind returns the instance id bound to the order line, binding businessID
+// if the line is new (bound reports that this call made the binding). The
+// append comes first: a new order is the common case, and the append with
+// expected sequence 0 is the one decision point across all replicas.
+func (s *Service) bind(ctx context.Context, orderID, orderLineID, businessID string, cause event.Causation) (id string, bound bool, err error) {
+	idx := eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, orderLineID}}
+	typ, ver, data, err := instance.Encode(instance.Bound{InstanceID: businessID})
+	if err != nil {
+		return "", false, err
+	}
+	env := event.Envelope{
+		ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Version: ver, AggregateKind: instance.IndexKind,
+		AggregateID: orderID + "/" + orderLineID, OccurredAt: time.Now().UTC(), Causation: cause, Data: data,
+	}
+	_, err = s.store.Append(ctx, idx, 0, env)
+	if err == nil {
+		return businessID, true, nil
+	}
+	if !errors.Is(err, eventstore.ErrConflict) {
+		return "", false, fmt.Errorf("bind order %s/%s: %w", orderID, orderLineID, err)
+	}
+	// Bound before (a retry, or a concurrent duplicate): read the binding.
+	rec, err := s.store.LastEvent(ctx, idx)
+	if err != nil {
+		return "", false, fmt.Errorf("order index %s/%s: %w", orderID, orderLineID, err)
+	}
+	b, err := instance.DecodeBound(rec.Event.Type, rec.Event.Version, rec.Event.Data)
+	if err != nil {
+		return "", false, fmt.Errorf("order index %s/%s: %w", orderID, orderLineID, err)
+	}
+	return b.InstanceID, false, nil
+}
+
+// pollMax bounds how long a wait relies on notifications alone; after a
+// notification the store is re-read quickly (from pollMin, doubling), since
+// the hint can arrive a moment before the stream has stored the event.
+const (
+	pollMin = time.Millisecond
+	pollMax = 50 * time.Millisecond
+)
+
+// wait returns as soon as the instance is no longer waiting for its
+// provisioning outcome, or when budget runs out.
+func (s *Service) wait(ctx context.Context, id string, st instance.State, wake <-chan struct{}, budget time.Duration) (instance.State, error) {
+	if !pending(st) || budget <= 0 {
+		return outcome(st)
+	}
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
+	every := pollMax
+	poll := time.NewTimer(every)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return st, nil // answer from what we know: 000004
+		case <-deadline.C:
+			return st, nil
+		case <-wake:
+			every = pollMin
+		case <-poll.C:
+			every = min(every*2, pollMax)
+		}
+		next, _, err := s.repo.Get(ctx, id, true)
+		if err != nil {
+			s.log.Warn("re-reading instance while waiting for provisioning", "instanceId", id, "err", err)
+		} else if st = next; !pending(st) {
+			return outcome(st)
+		}
+		poll.Reset(every)
+	}
+}
+
+func pending(st instance.State) bool {
+	return st.Status == instance.StatusProvisioning && !st.Provisioned
+}
+
+func outcome(st instance.State) (instance.State, error) {
+	if st.Status == instance.StatusFailed && st.Failure != nil {
+		return st, &instance.RefusedError{Failure: *st.Failure}
+	}
+	return st, nil
+}
+
+// Execute runs one command on an existing instance.
+func (s *Service) Execute(ctx context.Context, id string, cmd instance.Command, cause event.Causation) (instance.State, error) {
+	st, _, err := s.repo.Execute(ctx, id, cmd, cause)
+	return st, err
+}
+
+// Get returns the instance's state, reflecting every event acknowledged
+// before the call. An instance that never existed is instance.ErrNotFound.
+func (s *Service) Get(ctx context.Context, id string) (instance.State, error) {
+	st, _, err := s.repo.Get(ctx, id, true)
+	if err != nil {
+		return st, err
+	}
+	if !st.Status.Exists() {
+		return st, instance.ErrNotFound
+	}
+	return st, nil
+}
+
+// RecordProvisioning records a provisioner's outcome; it is what effects call.
+func (s *Service) RecordProvisioning(ctx context.Context, id string, out instance.RecordProvisioning, cause event.Causation) (instance.State, error) {
+	return s.Execute(ctx, id, out, cause)
+}

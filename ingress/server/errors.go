@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gallerist/gallerist/bus/nonce"
+	"github.com/gallerist/gallerist/domain/instance"
+	"github.com/gallerist/gallerist/ingress/koogallery"
+)
+
+// resultOf maps any error of the pipeline to the KooGallery result code and
+// message. This is the one place where domain and infrastructure errors
+// become protocol codes.
+func resultOf(err error) (koogallery.Code, string) {
+	var kerr *koogallery.Error
+	var refused *instance.RefusedError
+	switch {
+	case err == nil:
+		return koogallery.CodeSuccess, koogallery.CodeSuccess.DefaultMessage()
+	case errors.As(err, &kerr):
+		return kerr.Code, kerr.Message()
+	case errors.As(err, &refused):
+		code := koogallery.Code(refused.Failure.Code)
+		if !creationRefusal(code) {
+			code = koogallery.CodeInternal
+		}
+		msg := refused.Failure.Message
+		if msg == "" {
+			msg = code.DefaultMessage()
+		}
+		return code, msg
+	case errors.Is(err, instance.ErrNotFound):
+		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage()
+	case errors.Is(err, instance.ErrIDInUse):
+		return koogallery.CodeInvalidParam, "param is invalid: businessId is already the instanceId of another order"
+	case errors.Is(err, instance.ErrInvalid):
+		return koogallery.CodeInvalidParam, "param is invalid: " + err.Error()
+	case errors.Is(err, nonce.ErrReplay):
+		return koogallery.CodeAuthFailed, "token is invalid: nonce already used"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return koogallery.CodeInternal, "other inner error: timed out"
+	}
+	return koogallery.CodeInternal, koogallery.CodeInternal.DefaultMessage()
+}
+
+// creationRefusal reports whether code is one of the creation refusals a
+// provisioner may answer with (000100–000107, codes-and-rules.md §2.2).
+func creationRefusal(code koogallery.Code) bool {
+	return len(code) == 6 && code >= koogallery.CodeNoResource && code <= "000107"
+}

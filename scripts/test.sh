@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, staticcheck, every Go test (with the
+# race detector) and a short run of every fuzz target.
+#
+# Tests use real components: an embedded nats-server (in-process), the NATS
+# server on 127.0.0.1:4222 when one runs there, and real HTTP. Tests that need
+# an external service skip with a clear message when it is not reachable;
+# GALLERIST_REQUIRE_SERVICES=1 (set by .ci/run) turns those skips into
+# failures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME="${FUZZTIME:-5s}"
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+STATICCHECK="$(go env GOPATH)/bin/staticcheck"
+if [ ! -x "$STATICCHECK" ]; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+"$STATICCHECK" ./...
+
+echo "== go test (race)"
+go test -race -count=1 ./...
+
+echo "== fuzz (${FUZZTIME} each)"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+    echo "-- $pkg $target"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg"
+  done
+done
+echo "== all tests passed"
