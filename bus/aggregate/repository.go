@@ -33,8 +33,8 @@ type Definition[S, E, C any] struct {
 type Config struct {
 	// CacheSize bounds the number of aggregates kept in memory (LRU).
 	CacheSize int
-	// MaxRetries bounds how often a command is decided again after a
-	// concurrency conflict.
+	// MaxRetries bounds the attempts of one command: it is decided and
+	// appended at most MaxRetries times (1 means no retry after a conflict).
 	MaxRetries int
 	// Now and NewID are clocks and id sources; nil means time.Now and UUIDv7.
 	Now   func() time.Time

@@ -36,6 +36,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Stream, "stream", cfg.Stream, "JetStream stream name")
 	fs.StringVar(&cfg.Prefix, "subject-prefix", cfg.Prefix, "subject prefix of the event log")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "stream replicas (3 on a NATS cluster)")
+	fs.StringVar(&cfg.NonceBucket, "nonce-bucket", "gallerist_nonces", "JetStream KV bucket of seen V2 nonces")
 	fs.DurationVar(&cfg.ProvisionBudget, "provision-budget", cfg.ProvisionBudget, "how long newInstance waits for provisioning before answering 000004")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "upper bound of the work for one call (KooGallery waits 5s)")
 	fs.Int64Var(&cfg.BodyLimit, "body-limit", cfg.BodyLimit, "largest request body in bytes (413 above)")
@@ -74,21 +75,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if demo {
 		printDemo(stdout, a.Addr(), *configPath, cfg.TLSCert != "")
 	}
+	var served error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case err := <-a.Done():
-		if err != nil {
-			log.Error("http server stopped", "err", err)
+	case served = <-a.Done():
+		if served != nil {
+			log.Error("http server stopped", "err", served)
+			served = fmt.Errorf("http server: %w", served)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := a.Shutdown(sctx); err != nil {
-		return err
+		return errors.Join(served, err)
 	}
 	log.Info("stopped")
-	return nil
+	return served
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -157,5 +160,5 @@ Try it from another terminal (each command prints a signed curl; "| sh" runs it)
   go run ./cmd/gallerist sign --config %s --url %s --activity newInstance | sh
   go run ./cmd/gallerist sign --config %s --url %s --activity queryInstance --field instanceId=<instanceId from above> | sh
 
-`, configPath, url, configPath, url, configPath, url)
+`, configPath, url, shellQuote(configPath), shellQuote(url), shellQuote(configPath), shellQuote(url))
 }

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Config struct {
 	CacheSize int
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// NonceBucket names the JetStream KV bucket of seen nonces; deployments
+	// sharing one NATS must not share it unless they share their routes.
+	NonceBucket string
 	// Routes are the production addresses.
 	Routes []config.Route
 	// Provisioning tunes the provisioning effect; zero means defaults.
@@ -159,7 +163,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err != nil {
 		return nil, fmt.Errorf("jetstream for nonces: %w", err)
 	}
-	guard, err := nonce.Open(ctx, nonceJS, nonce.Config{TTL: 2 * window, Replicas: cfg.Replicas})
+	guard, err := nonce.Open(ctx, nonceJS, nonce.Config{Bucket: cfg.NonceBucket, TTL: 2 * window, Replicas: cfg.Replicas})
 	if err != nil {
 		return nil, err
 	}
@@ -184,18 +188,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
-	a.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	a.http = &http.Server{
 		Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 	}
+	if cfg.TLSCert != "" {
+		// Load the key pair now, so that a bad certificate fails the start.
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		a.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	a.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
 	go func() {
 		var err error
-		if cfg.TLSCert != "" {
-			err = a.http.ServeTLS(a.ln, cfg.TLSCert, cfg.TLSKey)
+		if a.http.TLSConfig != nil {
+			err = a.http.ServeTLS(a.ln, "", "")
 		} else {
 			err = a.http.Serve(a.ln)
 		}
@@ -258,7 +270,9 @@ func (a *App) startProvisioner(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.worker.Start(ctx)
+	// The worker lives until Shutdown, not until ctx (which only bounds the
+	// start): in-flight calls must still be provisioned while draining.
+	return a.worker.Start(context.WithoutCancel(ctx))
 }
 
 func (a *App) ready(ctx context.Context) error {
@@ -280,7 +294,8 @@ func (a *App) Instances() *instances.Service { return a.svc }
 // Store exposes the event store.
 func (a *App) Store() *eventstore.JetStreamStore { return a.store }
 
-// Done is closed with the HTTP server's exit error.
+// Done receives the HTTP server's exit error (nil after Shutdown) once;
+// read it from one goroutine only.
 func (a *App) Done() <-chan error { return a.served }
 
 // Shutdown stops in order: stop accepting and finish in-flight calls, stop
