@@ -56,7 +56,7 @@ func decideRefresh(s State, c Refresh) ([]Event, error) {
 	if !s.Status.Live() {
 		return nil, ErrNotFound
 	}
-	if s.HasOrder("refresh", c.OrderID, c.OrderLineID) {
+	if s.HasOrder(refreshKind(c.Scene), c.OrderID, c.OrderLineID) {
 		return nil, nil
 	}
 	return []Event{Refreshed(c)}, nil

@@ -198,8 +198,22 @@ func TestEvolveDetails(t *testing.T) {
 func TestEvolveDoesNotShareOrders(t *testing.T) {
 	a := fixtures()["active"]
 	b := Evolve(a, Refreshed{Scene: SceneRenewal, OrderID: "z", OrderLineID: "zl", ExpireTime: expiry})
-	if a.HasOrder("refresh", "z", "zl") || !b.HasOrder("refresh", "z", "zl") {
+	if a.HasOrder(refreshKind(SceneRenewal), "z", "zl") || !b.HasOrder(refreshKind(SceneRenewal), "z", "zl") {
 		t.Fatal("Evolve changed the orders map of an earlier state")
+	}
+}
+
+func TestCancellationWithTheRenewalsOrderIsApplied(t *testing.T) {
+	// Older pages send UNSUBSCRIBE_RENEWAL_PERIOD with the orderId of the
+	// renewal it cancels: it must not be mistaken for a repeat.
+	s := fixtures()["active"] // renewed by r-1/rl-1 to expiry
+	renewed := Evolve(s, Refreshed{Scene: SceneRenewal, OrderID: "r-9", OrderLineID: "rl-9", ExpireTime: expiry.AddDate(1, 0, 0)})
+	events, err := Decide(renewed, Refresh{Scene: SceneUnsubscribeRenewalPeriod, OrderID: "r-9", OrderLineID: "rl-9", ExpireTime: expiry})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("cancellation = %v, %v; want one Refreshed", events, err)
+	}
+	if got := Evolve(renewed, events[0]); !got.ExpireTime.Equal(expiry) {
+		t.Fatalf("expiry after cancellation = %v, want %v", got.ExpireTime, expiry)
 	}
 }
 

@@ -27,7 +27,7 @@ func Evolve(s State, e Event) State {
 		if e.Scene == SceneTrialToFormal {
 			s.Formal = true
 		}
-		s.Orders = withOrder(s.Orders, orderKey("refresh", e.OrderID, e.OrderLineID))
+		s.Orders = withOrder(s.Orders, orderKey(refreshKind(e.Scene), e.OrderID, e.OrderLineID))
 	case Frozen:
 		s.Status = StatusFrozen
 	case Unfrozen:

@@ -79,8 +79,13 @@ func orderKey(kind, orderID, orderLineID string) string {
 	return fmt.Sprintf("%s|%d|%s|%s", kind, len(orderID), orderID, orderLineID)
 }
 
-// HasOrder reports whether an order of the given kind ("refresh", "upgrade")
-// was already applied.
+// refreshKind is the idempotency kind of a refresh: the scene is part of it,
+// because older pages send a cancelled renewal (UNSUBSCRIBE_RENEWAL_PERIOD)
+// with the orderId of the renewal it cancels (saas-v2.md §5).
+func refreshKind(scene Scene) string { return "refresh:" + string(scene) }
+
+// HasOrder reports whether an order of the given kind ("refresh:<scene>",
+// "upgrade") was already applied.
 func (s State) HasOrder(kind, orderID, orderLineID string) bool {
 	return s.Orders[orderKey(kind, orderID, orderLineID)]
 }

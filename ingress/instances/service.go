@@ -130,12 +130,30 @@ func (s *Service) watch(id string) (chan struct{}, func()) {
 // to answer from: provisioning (answer 000004), active, frozen, released,
 // or a *instance.RefusedError for a refused provisioning.
 func (s *Service) Create(ctx context.Context, orderID, orderLineID, businessID string, cause event.Causation, budget time.Duration) (instance.State, error) {
-	id, bound, err := s.bind(ctx, orderID, orderLineID, businessID, cause)
+	idx := eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, orderLineID}}
+	id, seq, bound, err := s.bind(ctx, idx, 0, businessID, cause)
 	if err != nil {
 		return instance.State{}, err
 	}
+	st, err := s.createAndWait(ctx, id, bound, orderID, orderLineID, cause, budget)
+	if errors.Is(err, instance.ErrIDInUse) {
+		// The bound id is already another order's instance (a businessId
+		// reused by the caller): bind a fresh id instead, once. Concurrent
+		// duplicates race on the index's expected sequence as before.
+		s.log.Warn("businessId already names another order's instance; binding a generated instanceId",
+			"businessId", id, "orderId", orderID, "orderLineId", orderLineID)
+		if id, _, bound, err = s.bind(ctx, idx, seq, uuid.Must(uuid.NewV7()).String(), cause); err != nil {
+			return instance.State{}, err
+		}
+		st, err = s.createAndWait(ctx, id, bound, orderID, orderLineID, cause, budget)
+	}
+	return st, err
+}
+
+func (s *Service) createAndWait(ctx context.Context, id string, bound bool, orderID, orderLineID string, cause event.Causation, budget time.Duration) (instance.State, error) {
 	if bound {
-		// This request reserved the id: the instance cannot exist yet.
+		// This request reserved the id: the instance should not exist yet
+		// (if it does, the append conflicts and the repository reloads).
 		s.repo.AssumeNew(id)
 	}
 	wake, stop := s.watch(id)
@@ -147,37 +165,39 @@ func (s *Service) Create(ctx context.Context, orderID, orderLineID, businessID s
 	return s.wait(ctx, id, st, wake, budget)
 }
 
-// bind returns the instance id bound to the order line, binding businessID
-// if the line is new (bound reports that this call made the binding). The
-// append comes first: a new order is the common case, and the append with
-// expected sequence 0 is the one decision point across all replicas.
-func (s *Service) bind(ctx context.Context, orderID, orderLineID, businessID string, cause event.Causation) (id string, bound bool, err error) {
-	idx := eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, orderLineID}}
-	typ, ver, data, err := instance.Encode(instance.Bound{InstanceID: businessID})
+// bind returns the instance id bound to the order line idx, binding
+// candidate if the line's last binding is at sequence expected (0: the line
+// is new). bound reports that this call made the binding; seq is the
+// sequence of the binding returned. The append comes first: a new order is
+// the common case, and the append with an expected sequence is the one
+// decision point across all replicas.
+func (s *Service) bind(ctx context.Context, idx eventstore.StreamID, expected uint64, candidate string, cause event.Causation) (id string, seq uint64, bound bool, err error) {
+	line := idx.Keys[0] + "/" + idx.Keys[1]
+	typ, ver, data, err := instance.Encode(instance.Bound{InstanceID: candidate})
 	if err != nil {
-		return "", false, err
+		return "", 0, false, err
 	}
 	env := event.Envelope{
 		ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Version: ver, AggregateKind: instance.IndexKind,
-		AggregateID: orderID + "/" + orderLineID, OccurredAt: time.Now().UTC(), Causation: cause, Data: data,
+		AggregateID: line, OccurredAt: time.Now().UTC(), Causation: cause, Data: data,
 	}
-	_, err = s.store.Append(ctx, idx, 0, env)
+	seq, err = s.store.Append(ctx, idx, expected, env)
 	if err == nil {
-		return businessID, true, nil
+		return candidate, seq, true, nil
 	}
 	if !errors.Is(err, eventstore.ErrConflict) {
-		return "", false, fmt.Errorf("bind order %s/%s: %w", orderID, orderLineID, err)
+		return "", 0, false, fmt.Errorf("bind order line %s: %w", line, err)
 	}
 	// Bound before (a retry, or a concurrent duplicate): read the binding.
 	rec, err := s.store.LastEvent(ctx, idx)
 	if err != nil {
-		return "", false, fmt.Errorf("order index %s/%s: %w", orderID, orderLineID, err)
+		return "", 0, false, fmt.Errorf("order index %s: %w", line, err)
 	}
 	b, err := instance.DecodeBound(rec.Event.Type, rec.Event.Version, rec.Event.Data)
 	if err != nil {
-		return "", false, fmt.Errorf("order index %s/%s: %w", orderID, orderLineID, err)
+		return "", 0, false, fmt.Errorf("order index %s: %w", line, err)
 	}
-	return b.InstanceID, false, nil
+	return b.InstanceID, rec.Seq, false, nil
 }
 
 // pollMax bounds how long a wait relies on notifications alone; after a

@@ -25,11 +25,7 @@ func resultOf(err error) (koogallery.Code, string) {
 		if !creationRefusal(code) {
 			code = koogallery.CodeInternal
 		}
-		msg := refused.Failure.Message
-		if msg == "" {
-			msg = code.DefaultMessage()
-		}
-		return code, msg
+		return code, koogallery.Refused(code, refused.Failure.Message).Message()
 	case errors.Is(err, instance.ErrNotFound):
 		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage()
 	case errors.Is(err, instance.ErrIDInUse):

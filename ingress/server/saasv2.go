@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 
 	"github.com/gallerist/gallerist/bus/nonce"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/projections/provision"
 )
 
 type activityHandler func(s *Server, ctx context.Context, cl *call, b body) any
@@ -107,8 +109,8 @@ func (s *Server) newInstance(ctx context.Context, cl *call, b body) any {
 	if err != nil {
 		r := errorResult(err)
 		resp := newInstanceResponse{ResultCode: r.ResultCode, ResultMsg: r.ResultMsg, EncryptType: enc}
-		if st.ID != "" {
-			resp.InstanceID = st.ID
+		if st.ID != "" && st.OrderID == f["orderId"] && st.OrderLineID == f["orderLineId"] {
+			resp.InstanceID = st.ID // never another order's instance
 		}
 		return resp
 	}
@@ -227,18 +229,23 @@ func (s *Server) queryInstance(ctx context.Context, cl *call, b body) any {
 	return queryResponse{ResultCode: string(koogallery.CodeSuccess), ResultMsg: koogallery.CodeSuccess.DefaultMessage(), EncryptType: enc, Info: info}
 }
 
-// mockAppInfo answers debug queries: plausible, clearly marked, nothing read.
+// mockAppInfo answers debug queries: plausible, clearly marked, nothing
+// read. The route's templates are expanded with the requested id and mock
+// order ids; if that does not give valid app info, a generic URL is used.
 func mockAppInfo(cl *call, id string) instance.AppInfo {
-	front := cl.ep.route.Provisioner.FrontEndURL
-	if front == "" {
-		front = "https://app.example.com/{instanceId}"
-	}
-	return instance.AppInfo{
-		FrontEndURL: strings.ReplaceAll(front, "{instanceId}", id),
+	req := provision.Request{InstanceID: id, OrderID: "debug-order", OrderLineID: "debug-order-line", BusinessID: id}
+	p := cl.ep.route.Provisioner
+	a := instance.AppInfo{
+		FrontEndURL: provision.ExpandTemplate(p.FrontEndURL, req),
+		AdminURL:    provision.ExpandTemplate(p.AdminURL, req),
 		UserName:    "debug-admin",
 		Password:    "Debug-Passw0rd!",
 		Memo:        "debug request (testFlag=1): no data was read or changed",
 	}
+	if a.FrontEndURL == "" || provision.ValidateAppInfo(a) != nil {
+		a.FrontEndURL, a.AdminURL = "https://app.example.com/"+url.PathEscape(id), ""
+	}
+	return a
 }
 
 // refreshInstance: saas-v2.md §5.
@@ -327,7 +334,7 @@ func (s *Server) changeInstanceCheck(ctx context.Context, cl *call, b body) any 
 		return errorResult(err)
 	}
 	if err := s.deps.Policy.CheckChange(ctx, st, p); err != nil {
-		return result{ResultCode: string(koogallery.CodeInvalidParam), ResultMsg: "change refused: " + err.Error()}
+		return errorResult(koogallery.Refused(koogallery.CodeInvalidParam, "change refused: "+err.Error()))
 	}
 	return ok()
 }

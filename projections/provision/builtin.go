@@ -70,7 +70,7 @@ func (c BuiltinConfig) Validate() error {
 	for _, f := range []struct{ name, tmpl string }{
 		{"FrontEndURL", c.FrontEndURL}, {"AdminURL", c.AdminURL}, {"UserName", c.UserName}, {"Memo", c.Memo},
 	} {
-		if p := placeholderRE.FindString(expand(f.tmpl, sample)); p != "" {
+		if p := placeholderRE.FindString(ExpandTemplate(f.tmpl, sample)); p != "" {
 			return fmt.Errorf("provision: builtin: %s: unknown placeholder %s", f.name, p)
 		}
 	}
@@ -115,14 +115,17 @@ func (b *Builtin) Provision(ctx context.Context, req Request) (instance.AppInfo,
 
 func (c BuiltinConfig) appInfo(req Request) instance.AppInfo {
 	return instance.AppInfo{
-		FrontEndURL: expand(c.FrontEndURL, req),
-		AdminURL:    expand(c.AdminURL, req),
-		UserName:    expand(c.UserName, req),
-		Memo:        expand(c.Memo, req),
+		FrontEndURL: ExpandTemplate(c.FrontEndURL, req),
+		AdminURL:    ExpandTemplate(c.AdminURL, req),
+		UserName:    ExpandTemplate(c.UserName, req),
+		Memo:        ExpandTemplate(c.Memo, req),
 	}
 }
 
-func expand(tmpl string, req Request) string {
+// ExpandTemplate replaces the placeholders {instanceId}, {orderId},
+// {orderLineId}, {businessId} and {short} (8 hex characters of the SHA-256
+// of the instance id) in tmpl.
+func ExpandTemplate(tmpl string, req Request) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
 	}

@@ -58,7 +58,7 @@ type WorkerConfig struct {
 // DefaultWorkerConfig returns the defaults.
 func DefaultWorkerConfig() WorkerConfig {
 	return WorkerConfig{
-		Durable: "provisioner", Concurrency: 128, MaxAckPending: 1000, AckWait: 30 * time.Second,
+		Durable: "provisioner", Concurrency: 16, MaxAckPending: 1000, AckWait: 30 * time.Second,
 		RetryBase: 200 * time.Millisecond, RetryMax: 30 * time.Second, ProvisionTimeout: 10 * time.Second,
 	}
 }
