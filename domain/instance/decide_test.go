@@ -71,7 +71,7 @@ var want = map[string]map[string]outcome{
 		"freeze": ok(StatusFrozen, TypeFrozen), "unfreeze": ok(StatusProvisioning),
 		"release": ok(StatusReleased, TypeReleased),
 		"upgrade": ok(StatusProvisioning, TypeUpgraded), "upgrade-repeat": ok(StatusProvisioning, TypeUpgraded),
-		"check": ok(StatusProvisioning),
+		"check":       ok(StatusProvisioning),
 		"provisioned": ok(StatusActive, TypeProvisioned), "prov-failed": ok(StatusFailed, TypeProvisioningFailed),
 	},
 	"active": {

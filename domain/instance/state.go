@@ -52,11 +52,11 @@ type Failure struct {
 
 // State is the folded state of one instance.
 type State struct {
-	ID          string    `json:"instanceId"`
-	Status      Status    `json:"status"`
-	OrderID     string    `json:"orderId,omitempty"`
-	OrderLineID string    `json:"orderLineId,omitempty"`
-	BusinessID  string    `json:"businessId,omitempty"`
+	ID          string `json:"instanceId"`
+	Status      Status `json:"status"`
+	OrderID     string `json:"orderId,omitempty"`
+	OrderLineID string `json:"orderLineId,omitempty"`
+	BusinessID  string `json:"businessId,omitempty"`
 	// Provisioned is true once the app info is known; a frozen instance may
 	// still be unprovisioned.
 	Provisioned bool      `json:"provisioned,omitempty"`
