@@ -35,7 +35,7 @@ func decideCreate(s State, c Create) ([]Event, error) {
 		return nil, fmt.Errorf("%w: create needs instanceId, orderId and orderLineId", ErrInvalid)
 	}
 	if !s.Status.Exists() {
-		return []Event{Created{InstanceID: c.InstanceID, OrderID: c.OrderID, OrderLineID: c.OrderLineID, BusinessID: c.BusinessID}}, nil
+		return []Event{Created(c)}, nil
 	}
 	if s.OrderID != c.OrderID || s.OrderLineID != c.OrderLineID {
 		return nil, ErrIDInUse

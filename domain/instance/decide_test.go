@@ -51,7 +51,7 @@ type outcome struct {
 	status Status
 }
 
-var refused = errors.New("refused marker")
+var errRefused = errors.New("errRefused marker")
 
 func ok(status Status, events ...string) outcome { return outcome{events: events, status: status} }
 func fail(err error) outcome                     { return outcome{err: err} }
@@ -107,7 +107,7 @@ var want = map[string]map[string]outcome{
 		"provisioned": ok(StatusReleased), "prov-failed": ok(StatusReleased),
 	},
 	"failed": {
-		"create": fail(refused), "create-otherorder": fail(ErrIDInUse),
+		"create": fail(errRefused), "create-otherorder": fail(ErrIDInUse),
 		"refresh": fail(ErrNotFound), "refresh-repeat": fail(ErrNotFound),
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": ok(StatusReleased, TypeReleased),
 		"upgrade": fail(ErrNotFound), "upgrade-repeat": fail(ErrNotFound), "check": fail(ErrNotFound),
@@ -140,7 +140,7 @@ func TestDecideEveryStateCommandPair(t *testing.T) {
 					t.Fatalf("Decide mutated its input state")
 				}
 				switch {
-				case w.err == refused:
+				case w.err == errRefused:
 					var re *RefusedError
 					if !errors.As(err, &re) || re.Failure.Code != "000100" {
 						t.Fatalf("err = %v, want RefusedError with the stored failure", err)
@@ -170,7 +170,7 @@ func TestDecideEveryStateCommandPair(t *testing.T) {
 					t.Fatalf("status after = %s, want %s", next.Status, w.status)
 				}
 				// Deciding the same command again on the new state is a no-op
-				// (every command is idempotent), except where it is refused.
+				// (every command is idempotent), except where it is errRefused.
 				again, err := Decide(next, c)
 				if err == nil && len(again) != 0 {
 					t.Fatalf("repeat of %s produced %v", cn, again)
