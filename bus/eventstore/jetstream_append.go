@@ -59,6 +59,7 @@ func (s *JetStreamStore) Append(ctx context.Context, id StreamID, expected uint6
 		Header: nats.Header{
 			jetstream.MsgIDHeader:               []string{ev.ID},
 			jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(expected, 10)},
+			TypeHeader:                          []string{ev.Type},
 		},
 	}
 	ack, err := s.js.PublishMsg(ctx, msg)

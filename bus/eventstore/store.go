@@ -17,6 +17,11 @@ import (
 	"github.com/gallerist/gallerist/domain/event"
 )
 
+// TypeHeader carries the event type on every stored message, so that a
+// consumer interested in a few types can skip the others without decoding
+// the body. The body's type stays authoritative.
+const TypeHeader = "Gallerist-Event-Type"
+
 // StreamID addresses one aggregate's event stream, e.g.
 // {Kind:"instance", Keys:[]string{"abc"}} or the order index
 // {Kind:"order", Keys:[]string{orderId, orderLineId}}.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,13 +69,13 @@ func New(store eventstore.Store, nc *nats.Conn, cfg Config, log *slog.Logger) (*
 	}
 	s := &Service{store: store, repo: repo, nc: nc, cfg: cfg, log: log, waiters: map[string]map[chan struct{}]struct{}{}}
 	if nc != nil {
-		// Every appended event is also a core NATS message on its subject:
-		// a cheap, cluster-wide "something changed" hint. Hints may be lost;
-		// waits re-read the store and also poll, so nothing depends on them.
-		subj := cfg.Prefix + "." + instance.Kind + ".*"
-		sub, err := nc.Subscribe(subj, s.onChange)
+		// Provisioning outcomes are announced on a core NATS subject outside
+		// the stream, so that a replica waiting in newInstance wakes as soon
+		// as any replica recorded the outcome. Announcements are hints:
+		// waits re-read the store and also poll, so a lost one only delays.
+		sub, err := nc.Subscribe(s.outcomeSubject("*"), s.onOutcome)
 		if err != nil {
-			return nil, fmt.Errorf("instances: subscribe %s: %w", subj, err)
+			return nil, fmt.Errorf("instances: subscribe %s: %w", s.outcomeSubject("*"), err)
 		}
 		s.sub = sub
 	}
@@ -91,13 +92,36 @@ func (s *Service) Close() {
 // Repo exposes the repository (for effects and tests).
 func (s *Service) Repo() *Repo { return s.repo }
 
-func (s *Service) onChange(m *nats.Msg) {
-	id, err := eventstore.ParseSubject(s.cfg.Prefix, m.Subject)
-	if err != nil || len(id.Keys) != 1 {
+// outcomeSubject is where the outcome for instance token tok is announced.
+func (s *Service) outcomeSubject(tok string) string {
+	return "_" + s.cfg.Prefix + ".outcome." + tok
+}
+
+func (s *Service) onOutcome(m *nats.Msg) {
+	tok := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	if id, err := eventstore.DecodeToken(tok); err == nil {
+		s.wake(id)
+	}
+}
+
+// announce tells every replica's waiters that instance id has an outcome.
+func (s *Service) announce(id string) {
+	s.wake(id)
+	if s.nc == nil {
 		return
 	}
+	tok, err := eventstore.EncodeToken(id)
+	if err != nil {
+		return
+	}
+	if err := s.nc.Publish(s.outcomeSubject(tok), nil); err != nil {
+		s.log.Debug("announcing a provisioning outcome", "instanceId", id, "err", err)
+	}
+}
+
+func (s *Service) wake(id string) {
 	s.mu.Lock()
-	for ch := range s.waiters[id.Keys[0]] {
+	for ch := range s.waiters[id] {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -200,9 +224,9 @@ func (s *Service) bind(ctx context.Context, idx eventstore.StreamID, expected ui
 	return b.InstanceID, rec.Seq, false, nil
 }
 
-// pollMax bounds how long a wait relies on notifications alone; after a
-// notification the store is re-read quickly (from pollMin, doubling), since
-// the hint can arrive a moment before the stream has stored the event.
+// pollMax bounds how long a wait relies on announcements alone (they are
+// core NATS messages and may be lost); after one, the store is re-read at
+// once and then quickly (from pollMin, doubling).
 const (
 	pollMin = time.Millisecond
 	pollMax = 50 * time.Millisecond
@@ -253,7 +277,14 @@ func outcome(st instance.State) (instance.State, error) {
 
 // Execute runs one command on an existing instance.
 func (s *Service) Execute(ctx context.Context, id string, cmd instance.Command, cause event.Causation) (instance.State, error) {
-	st, _, err := s.repo.Execute(ctx, id, cmd, cause)
+	st, events, err := s.repo.Execute(ctx, id, cmd, cause)
+	for _, e := range events {
+		switch e.(type) {
+		case instance.Provisioned, instance.ProvisioningFailed, instance.Released:
+			s.announce(id) // ends a newInstance wait
+			return st, err
+		}
+	}
 	return st, err
 }
 

@@ -268,6 +268,10 @@ func (w *Worker) closeConsumer(cc jetstream.ConsumeContext) {
 func (w *Worker) dispatch(ctx context.Context, m jetstream.Msg) {
 	w.dispatching.Lock()
 	defer w.dispatching.Unlock()
+	if typ := m.Headers().Get(eventstore.TypeHeader); typ != "" && typ != instance.TypeCreated {
+		w.settle(m.Ack(), "ack") // not a create: no need to decode it
+		return
+	}
 	env, created, err := decodeCreated(m.Data())
 	if err != nil {
 		// Poison: retrying cannot help; Term stops its redelivery.
