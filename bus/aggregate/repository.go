@@ -36,6 +36,12 @@ type Config struct {
 	// MaxRetries bounds the attempts of one command: it is decided and
 	// appended at most MaxRetries times (1 means no retry after a conflict).
 	MaxRetries int
+	// SingleWriter declares that this repository is the only writer of the
+	// kind's streams (e.g. an embedded NATS server that accepts no outside
+	// connections). The cache is then authoritative: fresh reads and the
+	// re-check of refusals skip the store. Never set it when another
+	// process can append.
+	SingleWriter bool
 	// Now and NewID are clocks and id sources; nil means time.Now and UUIDv7.
 	Now   func() time.Time
 	NewID func() string
@@ -122,7 +128,7 @@ func (r *Repository[S, E, C]) Execute(ctx context.Context, id string, cmd C, cau
 			// A refusal or a no-op decided on a cached state may be stale
 			// (another replica wrote since): confirm against the store's
 			// last sequence once before answering.
-			if !verified {
+			if !verified && !r.cfg.SingleWriter {
 				verified = true
 				fresh, changed, err := r.refresh(ctx, id, cur)
 				if err != nil {
@@ -227,7 +233,7 @@ func (r *Repository[S, E, C]) catchUp(ctx context.Context, id string, from entry
 // result reflects every event acknowledged before the call began.
 func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S, uint64, error) {
 	e, ok := r.cache.Get(id)
-	if ok && !fresh {
+	if ok && (!fresh || r.cfg.SingleWriter) {
 		return e.state, e.seq, nil
 	}
 	if ok {
@@ -247,6 +253,33 @@ func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S
 	defer mu.Unlock()
 	if !ok {
 		e = entry[S]{}
+	}
+	e, err := r.catchUp(ctx, id, e)
+	if err != nil {
+		return e.state, e.seq, err
+	}
+	r.cache.Add(id, e)
+	return e.state, e.seq, nil
+}
+
+// GetAt returns the aggregate's state reflecting at least stream sequence
+// seq, e.g. the sequence of an event a consumer is handling: the cache
+// answers when it is that far, else the store. This is what a consumer of
+// the stream needs even with SingleWriter, because the cache is updated a
+// moment after the append is acknowledged (and so after consumers see it).
+func (r *Repository[S, E, C]) GetAt(ctx context.Context, id string, seq uint64) (S, uint64, error) {
+	if e, ok := r.cache.Get(id); ok && e.seq >= seq {
+		return e.state, e.seq, nil
+	}
+	mu := r.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	e, ok := r.cache.Get(id)
+	if !ok {
+		e = entry[S]{}
+	}
+	if e.seq >= seq {
+		return e.state, e.seq, nil // updated while we waited for the lock
 	}
 	e, err := r.catchUp(ctx, id, e)
 	if err != nil {

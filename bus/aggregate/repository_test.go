@@ -705,3 +705,37 @@ func TestTooManyConflicts(t *testing.T) {
 }
 
 var _ eventstore.Store = (*spyStore)(nil)
+
+func TestSingleWriterTrustsTheCacheButGetAtCatchesUp(t *testing.T) {
+	ctx := testContext(t)
+	e := embedded(t)
+	store := openStore(t, e)
+	cfg := DefaultConfig()
+	cfg.SingleWriter = true
+	a := newRepo(t, store, cfg)
+	if _, _, err := a.Execute(ctx, "sw", createCmd{}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	// An append the repository does not know about (in production only a
+	// consumer racing the cache update sees this).
+	if err := appendForeign(ctx, store, "sw", 1); err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.Last(ctx, sid("sw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SingleWriter: a fresh Get answers from the cache, without the store.
+	if _, seq, err := a.Get(ctx, "sw", true); err != nil || seq == last {
+		t.Fatalf("SingleWriter Get(fresh) went to the store: seq %d (last %d), %v", seq, last, err)
+	}
+	// GetAt the foreign event's sequence must reflect it.
+	st, seq, err := a.GetAt(ctx, "sw", last)
+	if err != nil || seq != last || st.Events != 2 {
+		t.Fatalf("GetAt(%d) = %+v at %d, %v; want both events", last, st, seq, err)
+	}
+	// And a GetAt the cache already covers does not regress.
+	if _, seq, err := a.GetAt(ctx, "sw", 1); err != nil || seq != last {
+		t.Fatalf("GetAt(1) = %d, %v; want the cached %d", seq, err, last)
+	}
+}

@@ -301,6 +301,19 @@ func (s *Service) Get(ctx context.Context, id string) (instance.State, error) {
 	return st, nil
 }
 
+// GetAt returns the instance's state reflecting at least stream sequence
+// seq; an instance that never existed is instance.ErrNotFound.
+func (s *Service) GetAt(ctx context.Context, id string, seq uint64) (instance.State, error) {
+	st, _, err := s.repo.GetAt(ctx, id, seq)
+	if err != nil {
+		return st, err
+	}
+	if !st.Status.Exists() {
+		return st, instance.ErrNotFound
+	}
+	return st, nil
+}
+
 // RecordProvisioning records a provisioner's outcome; it is what effects call.
 func (s *Service) RecordProvisioning(ctx context.Context, id string, out instance.RecordProvisioning, cause event.Causation) (instance.State, error) {
 	return s.Execute(ctx, id, out, cause)

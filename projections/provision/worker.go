@@ -24,7 +24,9 @@ const Actor = "provisioner"
 // implemented by *instances.Service.
 type Recorder interface {
 	RecordProvisioning(ctx context.Context, id string, out instance.RecordProvisioning, cause event.Causation) (instance.State, error)
-	Get(ctx context.Context, id string) (instance.State, error)
+	// GetAt returns the instance's state reflecting at least the event at
+	// stream sequence seq (the one being handled).
+	GetAt(ctx context.Context, id string, seq uint64) (instance.State, error)
 }
 
 // WorkerConfig tunes a Worker. Zero fields take the defaults of
@@ -355,7 +357,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, env event.Envelope
 	w.settle(m.InProgress(), "in progress") // the attempt gets a full AckWait
 
 	gctx, cancel := context.WithTimeout(ctx, w.cfg.ProvisionTimeout)
-	st, err := w.rec.Get(gctx, id)
+	st, err := w.rec.GetAt(gctx, id, seqOf(m))
 	cancel()
 	// Not found is retried too: the event is in the log, so a read that
 	// misses it is behind (a direct get answered by a lagging replica).

@@ -171,6 +171,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.CacheSize > 0 {
 		agg.CacheSize = cfg.CacheSize
 	}
+	// An embedded server without a TCP listener has no other clients: this
+	// process is the only writer, so its cache is authoritative.
+	agg.SingleWriter = a.embedded != nil && cfg.NATSListen == ""
 	a.svc, err = instances.New(a.pool, a.conns[2], instances.Config{Prefix: a.store.Config().Prefix, Aggregate: agg}, log.With("component", "instances"))
 	if err != nil {
 		return nil, err

@@ -132,6 +132,14 @@ func benchMix(b *testing.B, mode bus.SyncMode, mix func(int) string) {
 	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime) - syscall.TimevalToNsec(ru0.Utime) +
 		syscall.TimevalToNsec(ru1.Stime) - syscall.TimevalToNsec(ru0.Stime))
 	failures.Range(func(k, _ any) bool { b.Errorf("a call answered %v", k); return true })
+	per := map[string][]time.Duration{}
+	for i := range reqs {
+		per[mix(i)] = append(per[mix(i)], lat[i])
+	}
+	for k, v := range per {
+		slices.Sort(v)
+		b.Logf("%s p50 %v p99 %v max %v", k, v[len(v)/2], v[len(v)*99/100], v[len(v)-1])
+	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
