@@ -24,6 +24,17 @@ func Decide(s State, c Command) ([]Event, error) {
 		return nil, nil
 	case RecordProvisioning:
 		return decideProvisioning(s, c)
+	case RecordOrderInfo:
+		if !s.Status.Exists() {
+			return nil, ErrNotFound
+		}
+		if c.Info.OrderID == "" {
+			return nil, fmt.Errorf("%w: order info needs orderId", ErrInvalid)
+		}
+		if s.Order != nil && s.Order.OrderID == c.Info.OrderID && s.Order.OrderLineID == c.Info.OrderLineID && s.Order.OrderType == c.Info.OrderType {
+			return nil, nil // already recorded
+		}
+		return []Event{OrderQueried(c)}, nil
 	case nil:
 		return nil, fmt.Errorf("%w: nil command", ErrInvalid)
 	}

@@ -40,6 +40,7 @@ func commands() map[string]Command {
 		"check":             CheckChange{},
 		"provisioned":       RecordProvisioning{AppInfo: &AppInfo{FrontEndURL: "https://y"}},
 		"prov-failed":       RecordProvisioning{Failure: &Failure{Code: "000104", Message: "boom"}},
+		"order-info":        RecordOrderInfo{Info: OrderInfo{OrderID: "o-1", OrderLineID: "l-1", OrderType: "NEW", ChargingMode: "PERIOD"}},
 	}
 }
 
@@ -64,6 +65,7 @@ var want = map[string]map[string]outcome{
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": fail(ErrNotFound),
 		"upgrade": fail(ErrNotFound), "upgrade-repeat": fail(ErrNotFound), "check": fail(ErrNotFound),
 		"provisioned": fail(ErrNotFound), "prov-failed": fail(ErrNotFound),
+		"order-info": fail(ErrNotFound),
 	},
 	"provisioning": {
 		"create": ok(StatusProvisioning), "create-otherorder": fail(ErrIDInUse),
@@ -73,6 +75,7 @@ var want = map[string]map[string]outcome{
 		"upgrade": ok(StatusProvisioning, TypeUpgraded), "upgrade-repeat": ok(StatusProvisioning, TypeUpgraded),
 		"check":       ok(StatusProvisioning),
 		"provisioned": ok(StatusActive, TypeProvisioned), "prov-failed": ok(StatusFailed, TypeProvisioningFailed),
+		"order-info": ok(StatusProvisioning, TypeOrderQueried),
 	},
 	"active": {
 		"create": ok(StatusActive), "create-otherorder": fail(ErrIDInUse),
@@ -81,6 +84,7 @@ var want = map[string]map[string]outcome{
 		"release": ok(StatusReleased, TypeReleased),
 		"upgrade": ok(StatusActive, TypeUpgraded), "upgrade-repeat": ok(StatusActive),
 		"check": ok(StatusActive), "provisioned": ok(StatusActive), "prov-failed": ok(StatusActive),
+		"order-info": ok(StatusActive, TypeOrderQueried),
 	},
 	"frozen": {
 		"create": ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
@@ -89,6 +93,7 @@ var want = map[string]map[string]outcome{
 		"release": ok(StatusReleased, TypeReleased),
 		"upgrade": ok(StatusFrozen, TypeUpgraded), "upgrade-repeat": ok(StatusFrozen),
 		"check": ok(StatusFrozen), "provisioned": ok(StatusFrozen), "prov-failed": ok(StatusFrozen),
+		"order-info": ok(StatusFrozen, TypeOrderQueried),
 	},
 	"frozen-unprov": {
 		"create": ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
@@ -98,6 +103,7 @@ var want = map[string]map[string]outcome{
 		"upgrade": ok(StatusFrozen, TypeUpgraded), "upgrade-repeat": ok(StatusFrozen, TypeUpgraded),
 		"check": ok(StatusFrozen), "provisioned": ok(StatusFrozen, TypeProvisioned),
 		"prov-failed": ok(StatusFailed, TypeProvisioningFailed),
+		"order-info":  ok(StatusFrozen, TypeOrderQueried),
 	},
 	"released": {
 		"create": ok(StatusReleased), "create-otherorder": fail(ErrIDInUse),
@@ -105,6 +111,7 @@ var want = map[string]map[string]outcome{
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": ok(StatusReleased),
 		"upgrade": fail(ErrNotFound), "upgrade-repeat": fail(ErrNotFound), "check": fail(ErrNotFound),
 		"provisioned": ok(StatusReleased), "prov-failed": ok(StatusReleased),
+		"order-info": ok(StatusReleased, TypeOrderQueried),
 	},
 	"failed": {
 		"create": fail(errRefused), "create-otherorder": fail(ErrIDInUse),
@@ -112,6 +119,7 @@ var want = map[string]map[string]outcome{
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": ok(StatusReleased, TypeReleased),
 		"upgrade": fail(ErrNotFound), "upgrade-repeat": fail(ErrNotFound), "check": fail(ErrNotFound),
 		"provisioned": ok(StatusActive, TypeProvisioned), "prov-failed": ok(StatusFailed),
+		"order-info": ok(StatusFailed, TypeOrderQueried),
 	},
 }
 

@@ -134,6 +134,8 @@ func Decode(typ string, version int, data []byte) (Event, error) {
 		e = &Released{}
 	case TypeUpgraded:
 		e = &Upgraded{}
+	case TypeOrderQueried:
+		e = &OrderQueried{}
 	default:
 		return nil, fmt.Errorf("decode: unknown instance event type %q", typ)
 	}
@@ -156,6 +158,8 @@ func deref(e Event) Event {
 	case *Released:
 		return *v
 	case *Upgraded:
+		return *v
+	case *OrderQueried:
 		return *v
 	}
 	return e

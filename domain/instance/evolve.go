@@ -38,6 +38,15 @@ func Evolve(s State, e Event) State {
 		}
 	case Released:
 		s.Status = StatusReleased
+	case OrderQueried:
+		info := e.Info
+		s.Order = &info
+		if info.ProductID != "" && s.ProductID == "" {
+			s.ProductID = info.ProductID
+		}
+		if info.OrderType == "TRIAL" {
+			s.Trial = true
+		}
 	case Upgraded:
 		s.Upgrades++
 		s.Orders = withOrder(s.Orders, orderKey("upgrade", e.OrderID, e.OrderLineID))

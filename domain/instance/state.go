@@ -64,6 +64,10 @@ type State struct {
 	Failure     *Failure  `json:"failure,omitempty"`
 	ExpireTime  time.Time `json:"expireTime,omitempty"`
 	ProductID   string    `json:"productId,omitempty"`
+	// Order is the last Query Order answer recorded for the instance.
+	Order *OrderInfo `json:"order,omitempty"`
+	// Trial is set when Query Order called the creating order a trial.
+	Trial bool `json:"trial,omitempty"`
 	// Formal is set once a trial was converted to a paid order.
 	Formal bool `json:"formal,omitempty"`
 	// Upgrades counts applied upgrade orders.
