@@ -1,0 +1,48 @@
+// Package effects runs side effects of instance events (vendor webhook,
+// Query Order, …) with at-least-once delivery, retries with backoff and
+// jitter, per-instance ordering and parking.
+package effects
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gallerist/gallerist/domain/event"
+)
+
+// Handler performs one effect for one instance event.
+//
+// Handle returns nil when the effect is done, an error wrapped by Permanent
+// when retrying cannot help (the event is parked at once), and any other
+// error to be retried with backoff (and parked after the last attempt).
+// Handle must be idempotent: after a crash an event may be handled again;
+// ev.ID is the idempotency key to hand to downstream systems.
+type Handler interface {
+	// Name is the effect's stable name: its durable consumer and the key of
+	// its progress streams, e.g. "webhook" or "queryorder".
+	Name() string
+	// Wants reports whether the effect acts on instance events of this type.
+	Wants(eventType string) bool
+	// Handle performs the effect for ev, the event at stream sequence seq.
+	Handle(ctx context.Context, ev event.Envelope, seq uint64) error
+}
+
+// errPermanent marks an error as not worth retrying.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return "permanent: " + p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the runner parks the event without retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was wrapped by Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
