@@ -3,6 +3,7 @@
 //
 //	gallerist serve [flags]        run the service (embedded NATS by default)
 //	gallerist sign [flags]         print a signed curl command for a V2 activity
+//	gallerist events <instanceId>  print one instance's history from the log
 //
 // Every flag can also be set from the environment as GALLERIST_<FLAG>, with
 // dashes as underscores (e.g. --nats-url → GALLERIST_NATS_URL); a flag on
@@ -37,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "sign":
 		err = sign(args[1:], stdout, stderr)
+	case "events":
+		err = events(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -61,6 +64,7 @@ func usage(w io.Writer) {
 Commands:
   serve   run the service (embedded NATS unless --nats-url is given)
   sign    print a ready-to-run signed curl command for a SaaS V2 activity
+  events  print one instance's history from the event log
 
 Run "gallerist <command> -h" for its flags. Every flag can also be set as
 GALLERIST_<FLAG> in the environment (e.g. GALLERIST_NATS_URL).
