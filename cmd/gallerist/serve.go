@@ -42,6 +42,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&cfg.BodyLimit, "body-limit", cfg.BodyLimit, "largest request body in bytes (413 above)")
 	fs.IntVar(&cfg.CacheSize, "cache-size", cfg.CacheSize, "aggregates kept in memory")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown bound")
+	fs.StringVar(&cfg.ViewsDSN, "views-dsn", "", "SQL read models: a SQLite file (default <data-dir>/views.db) or a postgres:// URL")
+	fs.BoolVar(&cfg.DisableViews, "no-views", false, "run without the SQL read models (another replica keeps them)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {

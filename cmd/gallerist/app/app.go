@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,7 @@ import (
 	"github.com/gallerist/gallerist/ingress/instances"
 	"github.com/gallerist/gallerist/ingress/server"
 	"github.com/gallerist/gallerist/projections/provision"
+	"github.com/gallerist/gallerist/projections/views"
 )
 
 // Config is everything `gallerist serve` can be told.
@@ -64,6 +66,11 @@ type Config struct {
 	Provisioning provision.WorkerConfig
 	// DisableProvisioner leaves provisioning to other replicas or tools.
 	DisableProvisioner bool
+	// ViewsDSN is where the SQL read models live: a SQLite file path (or
+	// sqlite://path) or a postgres:// URL; empty means DataDir/views.db.
+	ViewsDSN string
+	// DisableViews runs without read models (another replica keeps them).
+	DisableViews bool
 }
 
 // Defaults returns the default configuration (no routes).
@@ -104,6 +111,10 @@ type App struct {
 	pool     *eventstore.Pool
 	svc      *instances.Service
 	worker   *provision.Worker
+	views    *views.Store
+	proj     *views.Projector
+	projStop context.CancelFunc
+	projDone chan struct{}
 	http     *http.Server
 	ln       net.Listener
 	served   chan error
@@ -180,6 +191,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	if !cfg.DisableProvisioner {
 		if err := a.startProvisioner(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.DisableViews {
+		if err := a.startViews(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -278,6 +294,47 @@ func (a *App) startProvisioner(ctx context.Context) error {
 	return a.worker.Start(context.WithoutCancel(ctx))
 }
 
+// ViewsDSN returns the DSN the read models use with cfg (its default is a
+// SQLite file in the data directory).
+func ViewsDSN(cfg Config) string {
+	if cfg.ViewsDSN != "" {
+		return cfg.ViewsDSN
+	}
+	return filepath.Join(cfg.DataDir, "views.db")
+}
+
+// startViews opens the read models and runs the projector until Shutdown.
+func (a *App) startViews(ctx context.Context) error {
+	st, err := views.Open(ctx, ViewsDSN(a.cfg))
+	if err != nil {
+		return fmt.Errorf("views: %w", err)
+	}
+	a.views = st
+	js, err := jetstream.New(a.conns[3])
+	if err != nil {
+		return fmt.Errorf("jetstream for views: %w", err)
+	}
+	a.proj, err = views.NewProjector(st, js, a.store.Config().Stream, a.store.Config().Prefix, a.log)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.projStop, a.projDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.projDone)
+		if err := a.proj.Run(pctx); err != nil {
+			a.log.Error("views projector stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Views exposes the read models (nil when disabled).
+func (a *App) Views() *views.Store { return a.views }
+
+// Projector exposes the views projector (nil when disabled).
+func (a *App) Projector() *views.Projector { return a.proj }
+
 func (a *App) ready(ctx context.Context) error {
 	if a.nc == nil || !a.nc.IsConnected() {
 		return errors.New("NATS is not connected")
@@ -318,6 +375,15 @@ func (a *App) Shutdown(ctx context.Context) error {
 func (a *App) close() {
 	if a.worker != nil {
 		a.worker.Stop()
+	}
+	if a.projStop != nil {
+		a.projStop()
+		<-a.projDone
+	}
+	if a.views != nil {
+		if err := a.views.Close(); err != nil {
+			a.log.Warn("closing the views database", "err", err)
+		}
 	}
 	if a.svc != nil {
 		a.svc.Close()
