@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/cmd/gallerist/app"
@@ -44,6 +45,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown bound")
 	fs.StringVar(&cfg.ViewsDSN, "views-dsn", "", "SQL read models: a SQLite file (default <data-dir>/views.db) or a postgres:// URL")
 	fs.BoolVar(&cfg.DisableViews, "no-views", false, "run without the SQL read models (another replica keeps them)")
+	fs.StringVar(&cfg.APIAddr, "api-addr", "", "serve the query API on this address (needs --api-token)")
+	apiTokens := fs.String("api-token", "", "bearer token(s) of the query API, comma-separated (rotation); at least 16 characters each")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
@@ -53,6 +56,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Sync = bus.SyncMode(*sync)
+	for _, tok := range strings.Split(*apiTokens, ",") {
+		if tok = strings.TrimSpace(tok); tok != "" {
+			cfg.APITokens = append(cfg.APITokens, tok)
+		}
+	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/instances"
 	"github.com/gallerist/gallerist/ingress/server"
+	"github.com/gallerist/gallerist/projections/api"
 	"github.com/gallerist/gallerist/projections/provision"
 	"github.com/gallerist/gallerist/projections/views"
 )
@@ -71,6 +72,10 @@ type Config struct {
 	ViewsDSN string
 	// DisableViews runs without read models (another replica keeps them).
 	DisableViews bool
+	// APIAddr serves the query API on its own listener ("" = off); it
+	// needs the views and at least one of APITokens.
+	APIAddr   string
+	APITokens []string
 }
 
 // Defaults returns the default configuration (no routes).
@@ -87,6 +92,9 @@ func Defaults() Config {
 func (c Config) Validate() error {
 	if c.Listen == "" {
 		return errors.New("listen address is empty")
+	}
+	if c.APIAddr != "" && (c.DisableViews || len(c.APITokens) == 0) {
+		return errors.New("the query API (--api-addr) needs the views and at least one --api-token")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -115,6 +123,8 @@ type App struct {
 	proj     *views.Projector
 	projStop context.CancelFunc
 	projDone chan struct{}
+	apiHTTP  *http.Server
+	apiLn    net.Listener
 	http     *http.Server
 	ln       net.Listener
 	served   chan error
@@ -235,6 +245,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		}
 		a.served <- err
 	}()
+	if cfg.APIAddr != "" {
+		if err := a.startAPI(); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("gallerist serving", "addr", a.Addr(), "routes", len(cfg.Routes), "embedded", a.embedded != nil)
 	return a, nil
 }
@@ -329,6 +344,36 @@ func (a *App) startViews(ctx context.Context) error {
 	return nil
 }
 
+// startAPI serves the query API on its own listener. Re-drives are not
+// wired yet (the effect runners are not started by serve), so they answer
+// 503.
+func (a *App) startAPI() error {
+	srv, err := api.New(a.views, a.pool, nil, api.Config{Tokens: a.cfg.APITokens}, a.log.With("component", "api"))
+	if err != nil {
+		return err
+	}
+	a.apiLn, err = net.Listen("tcp", a.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.APIAddr, err)
+	}
+	// No WriteTimeout: the CSV export streams.
+	a.apiHTTP = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() {
+		if err := a.apiHTTP.Serve(a.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("query API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// APIAddr is the query API's listen address ("" when off).
+func (a *App) APIAddr() string {
+	if a.apiLn == nil {
+		return ""
+	}
+	return a.apiLn.Addr().String()
+}
+
 // Views exposes the read models (nil when disabled).
 func (a *App) Views() *views.Store { return a.views }
 
@@ -366,6 +411,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.http != nil {
 		if err := a.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if a.apiHTTP != nil {
+		if err := a.apiHTTP.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("query API shutdown: %w", err))
 		}
 	}
 	a.close()
