@@ -188,11 +188,11 @@ func (r *Repository[S, E, C]) refresh(ctx context.Context, id string, cur entry[
 	if err != nil {
 		return cur, false, fmt.Errorf("last sequence of %s %s: %w", r.def.Kind, id, err)
 	}
-	if last == cur.seq {
+	if last <= cur.seq {
+		// Equal: nothing new. Lower: the read was answered by a replica
+		// behind what this process already saw acknowledged (R3 direct
+		// gets); never go back in time.
 		return cur, false, nil
-	}
-	if last < cur.seq {
-		cur = entry[S]{}
 	}
 	next, err := r.catchUp(ctx, id, cur)
 	return next, true, err
@@ -241,11 +241,10 @@ func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S
 		if err != nil {
 			return e.state, e.seq, fmt.Errorf("last sequence of %s %s: %w", r.def.Kind, id, err)
 		}
-		if last == e.seq {
+		if last <= e.seq {
+			// Lower means a replica behind what this process already saw
+			// acknowledged answered the read: keep the newer cached state.
 			return e.state, e.seq, nil
-		}
-		if last < e.seq { // the stream was rewritten under us: start over
-			e = entry[S]{}
 		}
 	}
 	mu := r.lock(id)

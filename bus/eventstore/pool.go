@@ -11,8 +11,10 @@ import (
 // separate NATS connections to the same stream: the server reads each
 // connection in a single loop, so one connection serialises every append
 // and direct read of the process. All members must address the same stream.
-// An append acknowledged through one member is visible to reads through
-// every other member, because the acknowledgement follows the write.
+// On a single server (R1) an append acknowledged through one member is
+// visible to reads through every other member, because the acknowledgement
+// follows the write; on a replicated stream a direct get may be answered by
+// a follower that is a few milliseconds behind (docs/decisions.md).
 type Pool struct {
 	stores []Store
 	next   atomic.Uint64

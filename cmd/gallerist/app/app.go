@@ -102,6 +102,9 @@ func (c Config) Validate() error {
 	if c.NATSURL == "" && c.DataDir == "" {
 		return errors.New("the embedded NATS server needs a data directory")
 	}
+	if !c.DisableViews && c.ViewsDSN == "" && c.DataDir == "" {
+		return errors.New("the views need --views-dsn or a data directory for their SQLite file")
+	}
 	if len(c.Routes) == 0 {
 		return errors.New("no production routes configured")
 	}
@@ -428,7 +431,14 @@ func (a *App) close() {
 	}
 	if a.projStop != nil {
 		a.projStop()
-		<-a.projDone
+		select {
+		case <-a.projDone:
+		case <-time.After(5 * time.Second):
+			// The projector's reader can be stuck re-creating a consumer that
+			// is gone for good (after a stream leader change); its checkpoint
+			// is in the database, so giving up on it loses nothing.
+			a.log.Warn("views projector did not stop within 5s; closing without it")
+		}
 	}
 	if a.views != nil {
 		if err := a.views.Close(); err != nil {

@@ -321,11 +321,16 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Start succeeded", name)
 		}
 	}
-	// An external NATS needs no data directory.
+	// An external NATS needs no data directory, but the default SQLite
+	// views do: without either, the configuration is refused.
 	c := testConfig("")
 	c.NATSURL = machineURL
+	if err := c.Validate(); err == nil {
+		t.Errorf("external NATS with neither a data dir nor a views DSN was accepted")
+	}
+	c.DisableViews = true
 	if err := c.Validate(); err != nil {
-		t.Errorf("external NATS without a data dir: %v", err)
+		t.Errorf("external NATS without a data dir and without views: %v", err)
 	}
 }
 
@@ -617,7 +622,7 @@ func machineConfig(t *testing.T) Config {
 			t.Errorf("delete stream %s: %v", name, err)
 		}
 	})
-	c := testConfig("")
+	c := testConfig(t.TempDir()) // the data dir only holds this replica's SQLite views
 	c.NATSURL = machineURL
 	c.Stream = name
 	c.Prefix = "gapptest." + strings.ToLower(name)
