@@ -126,26 +126,7 @@ type latencyRow struct {
 // the provisioning_latency row the event completes, if any. r is changed in
 // place.
 //
-// The rules (the instances table's documentation):
-//   - status follows instance.Evolve: provisioning → active (provisioned) /
-//     failed; frozen on freeze, back to active (or provisioning if never
-//     provisioned) on unfreeze; released.
-//   - product_id: a refresh naming a product sets it; a Query Order answer
-//     sets it while unknown (as instance.Evolve).
-//   - sku_code, charging_mode, period_type, period_number, customer_id: the
-//     latest non-empty value of any Query Order answer.
-//   - order_type and trial: from the Query Order answer for the creating
-//     order (trial once its order type is TRIAL).
-//   - expire_time: the latest refresh's; before any refresh, the Query Order
-//     answer's.
-//   - formal: set by a TRIAL_TO_FORMAL refresh. renewals counts RENEWAL
-//     and RENEWAL_CHANGE refreshes, upgrades the upgrades.
-//   - created_at, provisioned_at (first success), failed_at and
-//     failure_code/message (last failure, kept after a later success),
-//     frozen_at (since when frozen; cleared on unfreeze), released_at,
-//     refreshed_at (last refresh): event times.
-//   - last_event_seq and updated_at: the sequence and time of the last
-//     event applied.
+// The rules are documented on Instance.
 func foldInstance(r *Instance, seq uint64, env *event.Envelope, e instance.Event) (*Instance, *latencyRow) {
 	t := at(env.OccurredAt)
 	if c, ok := e.(instance.Created); ok {
@@ -346,10 +327,10 @@ var Metrics = []string{
 // (facts_instance_state): the creating order, the product (current and
 // first known), the creation day and whether the creating order is a trial.
 type factState struct {
-	InstanceID, OrderID    string
+	InstanceID, OrderID     string
 	ProductID, FirstProduct string
-	CreatedDay             string // "" until InstanceCreated
-	Trial                  bool
+	CreatedDay              string // "" until InstanceCreated
+	Trial                   bool
 }
 
 type factKey struct{ day, product, metric string }

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type dialect struct {
 	// gets its indexes before the swap and they are renamed inside it;
 	// SQLite cannot, so the swap creates them on the renamed table.
 	renameIndexes bool
+	// parallelWrites: a replay folds a batch into its views concurrently,
+	// one connection each (PostgreSQL; SQLite has one writer).
+	parallelWrites bool
 }
 
 // sqliteTimeLayout is how SQLite stores timestamps: fixed-width ISO 8601
@@ -55,9 +59,10 @@ var (
 			"{BOOL}", "BOOLEAN", "{TS}", "TIMESTAMPTZ", "{DATE}", "DATE",
 			"{FALSE}", "FALSE",
 		),
-		forUpdate:     " FOR UPDATE",
-		readTx:        &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-		renameIndexes: true,
+		forUpdate:      " FOR UPDATE",
+		readTx:         &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+		renameIndexes:  true,
+		parallelWrites: true,
 	}
 )
 
@@ -191,4 +196,20 @@ func (t dbTime) ptr() *time.Time {
 	}
 	v := t.T
 	return &v
+}
+
+// setSwapLockTimeout bounds how long the swap waits for table locks
+// (PostgreSQL; SQLite's writer lock is taken when the transaction begins).
+func (d *dialect) setSwapLockTimeout(ctx context.Context, tx *sql.Tx) error {
+	if d.name != "postgres" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'")
+	return err
+}
+
+// isLockTimeout reports a PostgreSQL lock_timeout (SQLSTATE 55P03).
+func (d *dialect) isLockTimeout(err error) bool {
+	var se interface{ SQLState() string }
+	return d.name == "postgres" && errors.As(err, &se) && se.SQLState() == "55P03"
 }

@@ -296,4 +296,6 @@ func publishAll(t tb, ts *testStream, events []genEvent) []eventstore.Record {
 	return recs
 }
 
-func (g *logGen) String() string { return fmt.Sprintf("%d events, %d instances", len(g.out), len(g.insts)) }
+func (g *logGen) String() string {
+	return fmt.Sprintf("%d events, %d instances", len(g.out), len(g.insts))
+}

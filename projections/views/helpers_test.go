@@ -110,11 +110,10 @@ func newStream(t tb, nc *nats.Conn) *testStream {
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = st.JetStream().DeleteStream(ctx, name)
-	})
+	// Streams are not deleted after use: nats-server removes an account's
+	// streams directory when its last stream is deleted, in the
+	// background, and a stream created right after can then fail with
+	// "could not create storage directory". They go with the server.
 	return &testStream{store: st, js: st.JetStream(), name: name, prefix: prefix}
 }
 

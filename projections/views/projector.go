@@ -240,24 +240,49 @@ func (p *Projector) follow(ctx context.Context) (progressed bool, err error) {
 		if err != nil {
 			return progressed, err
 		}
-		for _, v := range p.cfg.views {
-			if p.ckpt[v].Load() >= b.last {
-				continue // already applied (this projector's knowledge)
-			}
-			c, err := p.st.applyBatch(ctx, v, p.appliers[v], b)
-			if err != nil {
-				return progressed, err
-			}
-			p.ckpt[v].Store(c)
-			if p.afterBatch != nil {
-				p.afterBatch(v, c)
-			}
+		if err := p.applyViews(ctx, b); err != nil {
+			return progressed, err
 		}
 		if !progressed {
 			progressed = true
 			p.setErr(nil)
 		}
 	}
+}
+
+// applyViews applies b to every projected view that has not applied it
+// yet: one transaction each, concurrently on PostgreSQL (one connection
+// per view), one after the other on SQLite (one writer).
+func (p *Projector) applyViews(ctx context.Context, b batch) error {
+	apply := func(v string) error {
+		if p.ckpt[v].Load() >= b.last {
+			return nil // already applied (this projector's knowledge)
+		}
+		c, err := p.st.applyBatch(ctx, v, p.appliers[v], b)
+		if err != nil {
+			return err
+		}
+		p.ckpt[v].Store(c)
+		if p.afterBatch != nil {
+			p.afterBatch(v, c)
+		}
+		return nil
+	}
+	if !p.st.d.parallelWrites {
+		for _, v := range p.cfg.views {
+			if err := apply(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(p.cfg.views))
+	var wg sync.WaitGroup
+	for i, v := range p.cfg.views {
+		wg.Go(func() { errs[i] = apply(v) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // errGap means a view's checkpoint is before the batch: events between

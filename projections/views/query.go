@@ -22,9 +22,32 @@ var (
 	ErrBadCursor = errors.New("views: invalid cursor")
 )
 
-// Instance is a row of the instances table (see foldInstance for how each
-// column follows the events). Unknown text is "", unknown times nil; every
-// time is UTC.
+// Instance is a row of the instances table. Unknown text is "", unknown
+// times nil; every time is UTC. How each column follows the events:
+//
+//   - Status as instance.Evolve: provisioning → active (provisioned) or
+//     failed; frozen on freeze, back to active (provisioning if never
+//     provisioned) on unfreeze; released.
+//   - OrderID, OrderLineID, BusinessID from InstanceCreated; Route is the
+//     production path the creation arrived on; TestFlag is the creation's
+//     debug flag (always false: debug calls never reach the log).
+//   - ProductID: set by a refresh naming a product; a Query Order answer
+//     fills it in while unknown (as instance.Evolve).
+//   - SKUCode, ChargingMode, PeriodType, PeriodNumber, CustomerID: the
+//     latest non-empty value of any Query Order answer.
+//   - OrderType and Trial: from the Query Order answer for the creating
+//     order (Trial once that order type is TRIAL). Formal: set by a
+//     TRIAL_TO_FORMAL refresh.
+//   - ExpireTime: the latest refresh's; before any refresh, the Query
+//     Order answer's.
+//   - Renewals counts RENEWAL and RENEWAL_CHANGE refreshes, Upgrades the
+//     upgrades.
+//   - CreatedAt, ProvisionedAt (first success), FailedAt with FailureCode
+//     and FailureMessage (last failure, kept after a later success),
+//     FrozenAt (since when frozen; cleared on unfreeze), ReleasedAt,
+//     RefreshedAt (last refresh): event times.
+//   - LastEventSeq and UpdatedAt: stream sequence and time of the last
+//     event applied (never the clock, so a replay writes the same rows).
 type Instance struct {
 	InstanceID     string     `json:"instanceId"`
 	Status         string     `json:"status"`

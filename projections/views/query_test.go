@@ -78,7 +78,9 @@ func TestQueries(t *testing.T) {
 		ctx := context.Background()
 		ts := newStream(t, nc)
 		s := &script{t: t, ts: ts, last: map[string]uint64{}}
-		h := func(d int, hh, mm int) time.Time { return day1.AddDate(0, 0, d).Add(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute) }
+		h := func(d int, hh, mm int) time.Time {
+			return day1.AddDate(0, 0, d).Add(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute)
+		}
 		prov := instance.Provisioned{AppInfo: instance.AppInfo{FrontEndURL: "https://x"}}
 
 		s.create("A1", h(0, 10, 0))

@@ -3,12 +3,12 @@ package views
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -183,7 +183,7 @@ func (p *Projector) rebuild(ctx context.Context, views []string, progress func(d
 // applyRebuild folds b into the fresh tables of views, one transaction per
 // view (no checkpoint: the swap sets it).
 func (s *Store) applyRebuild(ctx context.Context, views []string, appliers map[string]applier, b batch) error {
-	for _, v := range views {
+	apply := func(v string) error {
 		tx, err := s.wdb.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -192,11 +192,23 @@ func (s *Store) applyRebuild(ctx context.Context, views []string, appliers map[s
 			_ = tx.Rollback()
 			return fmt.Errorf("rebuild %s at %d..%d: %w", v, b.first, b.last, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
+		return tx.Commit()
 	}
-	return nil
+	if !s.d.parallelWrites {
+		for _, v := range views {
+			if err := apply(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(views))
+	var wg sync.WaitGroup
+	for i, v := range views {
+		wg.Go(func() { errs[i] = apply(v) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // createRebuildIndexes builds the indexes of the fresh tables under their
@@ -388,20 +400,4 @@ func replayOwner() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
-}
-
-// setSwapLockTimeout bounds how long the swap waits for table locks
-// (PostgreSQL; SQLite's writer lock is taken when the transaction begins).
-func (d *dialect) setSwapLockTimeout(ctx context.Context, tx *sql.Tx) error {
-	if d.name != "postgres" {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'")
-	return err
-}
-
-// isLockTimeout reports a PostgreSQL lock_timeout (SQLSTATE 55P03).
-func (d *dialect) isLockTimeout(err error) bool {
-	var se interface{ SQLState() string }
-	return d.name == "postgres" && errors.As(err, &se) && se.SQLState() == "55P03"
 }

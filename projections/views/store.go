@@ -42,7 +42,7 @@ type Store struct {
 	// db serves queries; wdb serves projection writes. On SQLite wdb is a
 	// single connection whose transactions begin IMMEDIATE (the write
 	// lock), and db a pool of read-only connections (WAL readers never
-	// wait for the writer). On PostgreSQL both are the same pool.
+	// wait for the writer). On PostgreSQL wdb is a pool of two.
 	db, wdb *sql.DB
 	d       *dialect
 	// where describes the database for messages (no credentials).
@@ -111,14 +111,34 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if _, set := cfg.RuntimeParams["synchronous_commit"]; !set {
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
+	// Queries get a pool; projection writes a small pool of their own, so
+	// that their prepared statements are prepared on few connections and
+	// reused (one projector writes one batch at a time; a replay in the
+	// same process is the second writer).
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("views: connect to %s: %w", where, err)
+	// The projection's prepared statements are planned for their
+	// arguments each time: a generic plan made while a table was small
+	// (a fresh database, a replay's new tables) would keep scanning it
+	// whole once it has grown.
+	wcfg := cfg.Copy()
+	if _, set := wcfg.RuntimeParams["plan_cache_mode"]; !set {
+		wcfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
-	return &Store{db: db, wdb: db, d: postgresDialect, where: where}, nil
+	wdb := stdlib.OpenDB(*wcfg)
+	wdb.SetMaxOpenConns(4)
+	wdb.SetMaxIdleConns(4)
+	wdb.SetConnMaxIdleTime(0)
+	wdb.SetConnMaxLifetime(0)
+	for _, d := range []*sql.DB{db, wdb} {
+		if err := d.PingContext(ctx); err != nil {
+			_ = db.Close()
+			_ = wdb.Close()
+			return nil, fmt.Errorf("views: connect to %s: %w", where, err)
+		}
+	}
+	return &Store{db: db, wdb: wdb, d: postgresDialect, where: where}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
@@ -163,11 +183,7 @@ func (s *Store) Close() error {
 		_ = v.(*sql.Stmt).Close()
 		return true
 	})
-	err := s.db.Close()
-	if s.wdb != s.db {
-		err = errors.Join(err, s.wdb.Close())
-	}
-	return err
+	return errors.Join(s.db.Close(), s.wdb.Close())
 }
 
 // DB returns the query pool (read-only connections on SQLite), for ad-hoc
