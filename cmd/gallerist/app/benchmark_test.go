@@ -32,10 +32,20 @@ const benchKey = "BENCH-ACCESS-KEY-0123456789"
 // p50/p99 latency of one call.
 //
 //	go test -run '^$' -bench BenchmarkV2Mix -benchtime 20000x ./cmd/gallerist/app/
+//
+// The read models are off here (this measures the production interface);
+// BenchmarkV2MixWithViews runs the same mix with the SQLite views projected
+// in the same process.
 func BenchmarkV2Mix(b *testing.B) {
 	for _, mode := range []bus.SyncMode{bus.SyncInterval, bus.SyncAlways} {
-		b.Run("sync="+string(mode), func(b *testing.B) { benchMix(b, mode, realisticMix) })
+		b.Run("sync="+string(mode), func(b *testing.B) { benchMix(b, mode, false, realisticMix) })
 	}
+}
+
+// BenchmarkV2MixWithViews is BenchmarkV2Mix with the default SQLite read
+// models following the log in the same process (they share the 2 cores).
+func BenchmarkV2MixWithViews(b *testing.B) {
+	benchMix(b, bus.SyncInterval, true, realisticMix)
 }
 
 // BenchmarkV2Activity measures one activity alone (embedded NATS, default
@@ -43,7 +53,7 @@ func BenchmarkV2Mix(b *testing.B) {
 func BenchmarkV2Activity(b *testing.B) {
 	for _, act := range []string{"newInstance", "queryInstance", "refreshInstance", "updateInstanceStatus"} {
 		b.Run("activity="+act, func(b *testing.B) {
-			benchMix(b, bus.SyncInterval, func(int) string { return act })
+			benchMix(b, bus.SyncInterval, false, func(int) string { return act })
 		})
 	}
 }
@@ -63,9 +73,10 @@ func realisticMix(i int) string {
 	return "updateInstanceStatus"
 }
 
-func benchMix(b *testing.B, mode bus.SyncMode, mix func(int) string) {
+func benchMix(b *testing.B, mode bus.SyncMode, withViews bool, mix func(int) string) {
 	cfg := app.Defaults()
 	cfg.Listen, cfg.DataDir, cfg.Sync = "127.0.0.1:0", b.TempDir(), mode
+	cfg.DisableViews = !withViews
 	// A wide timestamp window: requests are signed before the timer starts.
 	cfg.Routes = []config.Route{{Path: "/kg/v2", Family: config.FamilySaaSV2, Keys: []config.Key{{Value: benchKey}}, TimestampWindow: time.Hour}}
 	ctx := context.Background()
