@@ -26,6 +26,29 @@ type applier interface {
 	apply(ctx context.Context, tx *sql.Tx, items []item) error
 	// shapes lists every statement apply may run (see Store.warm).
 	shapes() []shape
+	// kind is the aggregate kind whose events the view folds.
+	kind() string
+	// table names the applier's main table (unique per view and suffix).
+	table() string
+}
+
+func (a *instancesApplier) table() string { return a.instances }
+func (a *factsApplier) table() string     { return a.facts }
+func (a *effectsApplier) table() string   { return a.parked }
+
+func (a *instancesApplier) kind() string { return instance.Kind }
+func (a *factsApplier) kind() string     { return instance.Kind }
+func (a *effectsApplier) kind() string   { return effect.Kind }
+
+// relevant reports whether any of items is an event a folds.
+func relevant(a applier, items []item) bool {
+	k := a.kind()
+	for i := range items {
+		if items[i].kind == k && items[i].ev != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Conflict clauses of the upserts.
@@ -724,7 +747,7 @@ func (s *Store) deleteShape(table string, cols []string, extra string, n int) sh
 // once, a shape is parsed once per connection (SQLite) and planned once
 // per connection (PostgreSQL).
 func (s *Store) warm(ctx context.Context, a applier) error {
-	if _, ok := s.warmed.Load(a); ok {
+	if _, ok := s.warmed.Load(a.table()); ok {
 		return nil
 	}
 	for _, sh := range a.shapes() {
@@ -739,7 +762,7 @@ func (s *Store) warm(ctx context.Context, a applier) error {
 			_ = st.Close()
 		}
 	}
-	s.warmed.Store(a, true)
+	s.warmed.Store(a.table(), true)
 	return nil
 }
 

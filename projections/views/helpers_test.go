@@ -41,11 +41,21 @@ func TestMain(m *testing.M) {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
 	if !set && os.Getenv("RAPID_CHECKS") == "" {
-		_ = flag.Set("rapid.checks", "25")
+		_ = flag.Set("rapid.checks", strconv.Itoa(raceScaled(25)))
 	}
 	code := m.Run()
 	pgAdminClose()
 	os.Exit(code)
+}
+
+// raceScaled is n, or about half of it under the race detector (which
+// slows the pure-Go SQLite down about tenfold), so that the package's
+// tests stay well within a minute and a half with -race.
+func raceScaled(n int) int {
+	if raceEnabled {
+		return (n + 1) / 2
+	}
+	return n
 }
 
 // tb is what the helpers need of *testing.T, *testing.B and *rapid.T.

@@ -125,8 +125,9 @@ func TestReplayIsExclusiveAndQueriesKeepAnswering(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		ts := newStream(t, nc)
-		g := genLog(3000, 3)
-		recs := appendAll(t, ts, g.out[:2000])
+		n := raceScaled(3000)
+		g := genLog(n, 3)
+		recs := appendAll(t, ts, g.out[:n*2/3])
 		st := openStore(t, dsn)
 		p, err := NewProjector(st, ts.js, ts.name, ts.prefix, testLogger(), WithReplayBatchSize(100))
 		if err != nil {
@@ -177,7 +178,7 @@ func TestReplayIsExclusiveAndQueriesKeepAnswering(t *testing.T) {
 			t.Fatalf("get during replay: seq %d, %v", seq, err)
 		}
 		// The live projector keeps going.
-		more := appendAllFrom(t, ts, g.out[2000:], recs)
+		more := appendAllFrom(t, ts, g.out[n*2/3:], recs)
 		runProjector(t, p, lastSeq(more))
 
 		close(release)
@@ -240,8 +241,9 @@ func TestReplayWhileLiveProjecting(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		ts := newStream(t, nc)
-		g := genLog(4000, 4)
-		recs := appendAll(t, ts, g.out[:1500])
+		n := raceScaled(4000)
+		g := genLog(n, 4)
+		recs := appendAll(t, ts, g.out[:n*3/8])
 		st := openStore(t, dsn)
 		p, err := NewProjector(st, ts.js, ts.name, ts.prefix, testLogger(), WithBatchSize(10), WithReplayBatchSize(200))
 		if err != nil {
@@ -254,7 +256,7 @@ func TestReplayWhileLiveProjecting(t *testing.T) {
 		appended := make(chan []eventstore.Record, 1)
 		go func() {
 			out := recs
-			for i := 1500; i < len(g.out); i += 50 {
+			for i := n * 3 / 8; i < len(g.out); i += 50 {
 				out = appendAllFrom(t, ts, g.out[i:min(i+50, len(g.out))], out)
 				time.Sleep(time.Millisecond)
 			}

@@ -50,7 +50,8 @@ type Store struct {
 	// stmts holds the prepared projection statements (on wdb) by shape
 	// key, texts the statement texts.
 	stmts, texts sync.Map
-	// warmed holds the appliers whose statements are prepared.
+	// warmed holds the main tables of the appliers whose statements are
+	// prepared.
 	warmed sync.Map
 }
 

@@ -467,6 +467,15 @@ func TestProvisioningRoute(t *testing.T) {
 	lastDone := func(id string) {
 		t.Helper()
 		eventually(t, id+" fully notified", func() bool {
+			// Settled first: until the provisioning outcome is in the log, the
+			// last event may be an earlier one the notifier already handled.
+			st, err := r.svc.Get(testContext(t), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.Provisioned && st.Status != instance.StatusFailed {
+				return false
+			}
 			recs, err := r.store.Load(testContext(t), eventstore.StreamID{Kind: instance.Kind, Keys: []string{id}}, 0)
 			if err != nil {
 				t.Fatal(err)
