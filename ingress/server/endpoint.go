@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/koogallery"
@@ -10,7 +11,11 @@ import (
 // endpoint is one configured production route, with its keys decoded and
 // its AES ciphers derived once at start.
 type endpoint struct {
-	route    config.Route
+	route config.Route
+	// nonceScope is the route's nonce scope in the shared replay guard.
+	nonceScope string
+	// formSeen marks the signature forms already logged for this route.
+	formSeen sync.Map
 	keys     [][]byte
 	ciphers  []*koogallery.Cipher
 	verifier *koogallery.V2Verifier
@@ -18,7 +23,7 @@ type endpoint struct {
 }
 
 func newEndpoint(r config.Route, opts Options) (*endpoint, error) {
-	ep := &endpoint{route: r, encrypt: koogallery.EncryptType(r.Encrypt())}
+	ep := &endpoint{route: r, encrypt: koogallery.EncryptType(r.Encrypt()), nonceScope: scope(r.Path)}
 	for i, k := range r.Keys {
 		b, err := k.Bytes()
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -119,8 +118,6 @@ type Server struct {
 	metrics *Metrics
 	engine  *gin.Engine
 	byPath  map[string]*endpoint
-	// formsSeen remembers which (route, form) pairs were logged at info.
-	formsSeen sync.Map
 }
 
 // New builds the ingress for the given routes.
@@ -310,12 +307,12 @@ func (s *Server) handleV2(ctx context.Context, cl *call, query map[string][]stri
 	}
 	cl.keyIdx, cl.form, cl.nonce = v.KeyIndex, v.Form, v.Nonce
 	s.metrics.Forms.WithLabelValues(cl.ep.route.Path, string(v.Form)).Inc()
-	if _, seen := s.formsSeen.LoadOrStore(cl.ep.route.Path+"|"+string(v.Form), true); !seen {
+	if _, seen := cl.ep.formSeen.LoadOrStore(v.Form, true); !seen {
 		// Which canonical form KooGallery really uses is worth one line
 		// (auth.md §2.3); the metric counts every call.
 		s.log.Info("signature verified", "route", cl.ep.route.Path, "form", string(v.Form), "keyIndex", v.KeyIndex)
 	}
-	if err := s.deps.Nonces.Remember(ctx, scope(cl.ep.route.Path), v.Nonce); err != nil {
+	if err := s.deps.Nonces.Remember(ctx, cl.ep.nonceScope, v.Nonce); err != nil {
 		if !isReplay(err) {
 			s.log.Error("nonce store", "err", err)
 		}
