@@ -3,11 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gallerist/gallerist/internal/pgtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,13 +31,6 @@ import (
 	"github.com/gallerist/gallerist/projections/views"
 )
 
-// Environment of the tests (as in projections/views).
-const (
-	postgresEnv        = "GALLERIST_TEST_POSTGRES_DSN"
-	defaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	requireServicesEnv = "GALLERIST_REQUIRE_SERVICES"
-)
-
 // The tokens of the test servers.
 const (
 	token      = "test-token-0123456789abcdef"
@@ -48,12 +39,6 @@ const (
 
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // ---- the log fixture: one embedded NATS and one event log for the package ----
@@ -159,7 +144,6 @@ func TestMain(m *testing.M) {
 	fx.svc.Close()
 	fx.nc.Close()
 	fx.embedded.Shutdown()
-	pgAdminClose()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -299,79 +283,19 @@ func (f *fixture) appendProgress(ctx context.Context, p parkedSpec) error {
 
 // ---- databases ----
 
-var pgAdmin struct {
-	once sync.Once
-	db   *sql.DB
-	dsn  string
-	err  error
-}
-
-func pgBaseDSN() string {
-	if v := os.Getenv(postgresEnv); v != "" {
-		return v
-	}
-	return defaultPostgresDSN
-}
-
-// postgresOK connects once to the test PostgreSQL; if it is unreachable
-// the test is skipped, or fails with GALLERIST_REQUIRE_SERVICES=1.
+// The test PostgreSQL (internal/pgtest): skip or fail when unreachable,
+// and a fresh schema per test.
 func postgresOK(t *testing.T) {
 	t.Helper()
-	pgAdmin.once.Do(func() {
-		pgAdmin.dsn = pgBaseDSN()
-		db, err := sql.Open("pgx", pgAdmin.dsn)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = db.PingContext(ctx)
-			cancel()
-		}
-		pgAdmin.db, pgAdmin.err = db, err
-	})
-	if pgAdmin.err != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v", redactDSN(pgAdmin.dsn), pgAdmin.err)
-		if os.Getenv(requireServicesEnv) == "1" {
-			t.Fatalf("%s (and %s=1)", msg, requireServicesEnv)
-		}
-		t.Skip(msg + "; set " + postgresEnv + " to point elsewhere")
-	}
+	pgtest.Require(t)
 }
 
-func pgAdminClose() {
-	if pgAdmin.db != nil {
-		_ = pgAdmin.db.Close()
-	}
-}
-
-func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "@"); i >= 0 {
-		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-			return dsn[:j+3] + "…" + dsn[i:]
-		}
-	}
-	return dsn
-}
-
-// postgresDSN creates a fresh schema, dropped at cleanup, and returns a
-// DSN whose connections use it.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	schema := "t_" + randHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pgAdmin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = pgAdmin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
-	sep := "?"
-	if strings.Contains(pgAdmin.dsn, "?") {
-		sep = "&"
-	}
-	return pgAdmin.dsn + sep + "search_path=" + schema
+	return pgtest.Schema(t)
 }
+
+func redactDSN(dsn string) string { return pgtest.Redact(dsn) }
 
 // forEachDB runs fn against a fresh SQLite and a fresh PostgreSQL database
 // (in its own schema), as subtests.

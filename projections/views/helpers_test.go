@@ -3,17 +3,16 @@ package views
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/gallerist/gallerist/internal/pgtest"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,16 +21,6 @@ import (
 
 	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/bus/eventstore"
-)
-
-// Environment of the tests.
-const (
-	// postgresEnv names the PostgreSQL server the tests use.
-	postgresEnv = "GALLERIST_TEST_POSTGRES_DSN"
-	// defaultPostgresDSN is this machine's (and CI's) PostgreSQL.
-	defaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	// requireServicesEnv = "1" turns an unreachable PostgreSQL into a failure.
-	requireServicesEnv = "GALLERIST_REQUIRE_SERVICES"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +33,6 @@ func TestMain(m *testing.M) {
 		_ = flag.Set("rapid.checks", strconv.Itoa(raceScaled(25)))
 	}
 	code := m.Run()
-	pgAdminClose()
 	os.Exit(code)
 }
 
@@ -133,79 +121,19 @@ func sqliteDSN(dir string) string {
 	return "sqlite://" + filepath.Join(dir, "views-"+randHex(4)+".db")
 }
 
-var pgAdmin struct {
-	once sync.Once
-	db   *sql.DB
-	dsn  string
-	err  error
-}
-
-func pgBaseDSN() string {
-	if v := os.Getenv(postgresEnv); v != "" {
-		return v
-	}
-	return defaultPostgresDSN
-}
-
-// postgresOK connects once to the test PostgreSQL; if it is unreachable
-// the test is skipped, or fails with GALLERIST_REQUIRE_SERVICES=1.
+// The test PostgreSQL (internal/pgtest): skip or fail when unreachable,
+// and a fresh schema per test.
 func postgresOK(t testing.TB) {
 	t.Helper()
-	pgAdmin.once.Do(func() {
-		pgAdmin.dsn = pgBaseDSN()
-		db, err := sql.Open("pgx", pgAdmin.dsn)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = db.PingContext(ctx)
-			cancel()
-		}
-		pgAdmin.db, pgAdmin.err = db, err
-	})
-	if pgAdmin.err != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable at %s: %v", redact(pgAdmin.dsn), pgAdmin.err)
-		if os.Getenv(requireServicesEnv) == "1" {
-			t.Fatalf("%s (and %s=1)", msg, requireServicesEnv)
-		}
-		t.Skip(msg + "; set " + postgresEnv + " to point elsewhere")
-	}
+	pgtest.Require(t)
 }
 
-func pgAdminClose() {
-	if pgAdmin.db != nil {
-		_ = pgAdmin.db.Close()
-	}
-}
-
-func redact(dsn string) string {
-	if i := strings.Index(dsn, "@"); i >= 0 {
-		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-			return dsn[:j+3] + "…" + dsn[i:]
-		}
-	}
-	return dsn
-}
-
-// postgresDSN creates a fresh schema and returns a DSN whose connections
-// use it; the schema is dropped at cleanup. postgresOK must have passed.
 func postgresDSN(t tb) string {
 	t.Helper()
-	schema := "t_" + randHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pgAdmin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = pgAdmin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
-	sep := "?"
-	if strings.Contains(pgAdmin.dsn, "?") {
-		sep = "&"
-	}
-	return pgAdmin.dsn + sep + "search_path=" + schema
+	return pgtest.Schema(t)
 }
+
+func redact(dsn string) string { return pgtest.Redact(dsn) }
 
 // forEachDBFactory runs fn once against SQLite and once against
 // PostgreSQL, as subtests; newDSN makes a fresh database each call.

@@ -16,11 +16,11 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gallerist/gallerist/internal/pgtest"
 	"net"
 	"net/http"
 	"net/url"
@@ -236,12 +236,6 @@ func clusterConfig(urls []string, suffix string) Config {
 	return c
 }
 
-// The PostgreSQL of the machine (and of CI), as the views tests use it.
-const (
-	postgresEnv        = "GALLERIST_TEST_POSTGRES_DSN"
-	machinePostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-)
-
 // sharedViews returns the views DSN both replicas use, as docker-compose.yml
 // gives them one PostgreSQL: a fresh schema in the machine's PostgreSQL,
 // dropped at cleanup (after the replicas stopped). Without that PostgreSQL
@@ -250,44 +244,14 @@ const (
 // GALLERIST_REQUIRE_SERVICES=1 that is a failure instead.
 func sharedViews(t *testing.T) string {
 	t.Helper()
-	dsn := machinePostgresDSN
-	if v := os.Getenv(postgresEnv); v != "" {
-		dsn = v
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	db, err := sql.Open("pgx", dsn)
-	if err == nil {
-		err = db.PingContext(ctx)
-	}
-	if err != nil {
-		if db != nil {
-			_ = db.Close()
-		}
-		if os.Getenv(requireServicesEnv) == "1" {
-			t.Fatalf("PostgreSQL for the views unreachable (%s) and %s=1: %v", postgresEnv, requireServicesEnv, err)
+	if err := pgtest.Reachable(); err != nil {
+		if os.Getenv(pgtest.EnvRequireServices) == "1" {
+			t.Fatalf("PostgreSQL for the views unreachable (%s) and %s=1: %v", pgtest.EnvDSN, pgtest.EnvRequireServices, err)
 		}
 		t.Logf("PostgreSQL for the views unreachable (%v): each replica keeps SQLite views of its own", err)
 		return ""
 	}
-	schema := "gcluster_" + randomSuffix()
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		_ = db.Close()
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		_ = db.Close()
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
+	return pgtest.Schema(t)
 }
 
 // viewsShow polls the views of every replica until instance id satisfies
