@@ -245,12 +245,9 @@ func setIf(dst *string, v string) {
 	}
 }
 
-type instancesApplier struct {
-	s                  *Store
-	instances, latency string
-}
-
-func (a *instancesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) error {
+// instanceIDs lists, in first-seen order and once each, the instances whose
+// decoded events are in items.
+func instanceIDs(items []item) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for i := range items {
@@ -261,6 +258,16 @@ func (a *instancesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) 
 			}
 		}
 	}
+	return ids
+}
+
+type instancesApplier struct {
+	s                  *Store
+	instances, latency string
+}
+
+func (a *instancesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) error {
+	ids := instanceIDs(items)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -462,16 +469,7 @@ type factsApplier struct {
 }
 
 func (a *factsApplier) apply(ctx context.Context, tx *sql.Tx, items []item) error {
-	var ids []string
-	seen := map[string]bool{}
-	for i := range items {
-		if items[i].kind == instance.Kind && items[i].ev != nil {
-			if id := items[i].env.AggregateID; !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
-			}
-		}
-	}
+	ids := instanceIDs(items)
 	if len(ids) == 0 {
 		return nil
 	}
