@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gallerist/gallerist/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/bus/eventstore"
 	"github.com/gallerist/gallerist/domain/effect"
 	"github.com/gallerist/gallerist/domain/event"
@@ -55,30 +55,9 @@ func testContext(t *testing.T) context.Context {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ctx := testContext(t)
 	log := testLogger()
-	// The long sync interval keeps nats-server's file-store sync timer from
-	// firing during a test (a spurious race report in v2.15.2, see
-	// docs/decisions.md).
-	e, err := bus.StartEmbedded(ctx, bus.ServerConfig{DataDir: t.TempDir(), SyncInterval: time.Hour}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	store, err := eventstore.OpenJetStream(ctx, nc, eventstore.JetStreamConfig{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := instances.New(store, nc, instances.Config{Prefix: store.Config().Prefix}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	env := testenv.Instances(t, log)
+	nc, store, svc := env.NC, env.Store, env.Svc
 	return &rig{nc: nc, store: store, svc: svc, vendor: newVendor(t), log: log}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gallerist/gallerist/internal/testenv"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/bus/eventstore"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
@@ -44,31 +44,9 @@ func testLogger() *slog.Logger {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ctx := testContext(t)
 	log := testLogger()
-	// The long sync interval keeps nats-server's file-store sync timer
-	// from firing during a test: v2.15.2 arms it without its lock while
-	// creating a stream, which the race detector reports now and then
-	// (filestore.go setSyncTimer vs syncBlocks). Nothing here needs fsync.
-	e, err := bus.StartEmbedded(ctx, bus.ServerConfig{DataDir: t.TempDir(), SyncInterval: time.Hour}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	store, err := eventstore.OpenJetStream(ctx, nc, eventstore.JetStreamConfig{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := instances.New(store, nc, instances.Config{Prefix: store.Config().Prefix}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	env := testenv.Instances(t, log)
+	nc, store, svc := env.NC, env.Store, env.Svc
 	return &rig{nc: nc, store: store, svc: svc, log: log}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/gallerist/gallerist/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/bus/eventstore"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
@@ -60,29 +60,9 @@ func testContext(t *testing.T) context.Context {
 
 func newRig(t *testing.T, sk string) *rig {
 	t.Helper()
-	ctx := testContext(t)
 	log := testLogger()
-	// The long sync interval keeps nats-server's file-store sync timer from
-	// firing during a test (a spurious race report in v2.15.2).
-	e, err := bus.StartEmbedded(ctx, bus.ServerConfig{DataDir: t.TempDir(), SyncInterval: time.Hour}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	store, err := eventstore.OpenJetStream(ctx, nc, eventstore.JetStreamConfig{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := instances.New(store, nc, instances.Config{Prefix: store.Config().Prefix}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	env := testenv.Instances(t, log)
+	store, svc := env.Store, env.Svc
 
 	kg := standin.New(standin.Config{Credentials: map[string]string{testAK: testSK}})
 	srv := httptest.NewTLSServer(kg)

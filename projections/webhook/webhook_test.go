@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gallerist/gallerist/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/bus/eventstore"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
@@ -51,27 +51,9 @@ func testContext(t *testing.T) context.Context {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ctx := testContext(t)
 	log := testLogger()
-	e, err := bus.StartEmbedded(ctx, bus.ServerConfig{DataDir: t.TempDir(), SyncInterval: time.Hour}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	store, err := eventstore.OpenJetStream(ctx, nc, eventstore.JetStreamConfig{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := instances.New(store, nc, instances.Config{Prefix: store.Config().Prefix}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	env := testenv.Instances(t, log)
+	nc, store, svc := env.NC, env.Store, env.Svc
 	return &rig{nc: nc, store: store, svc: svc, log: log}
 }
 
