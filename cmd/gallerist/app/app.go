@@ -425,34 +425,54 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// effectsStopBound bounds how long close waits for the effects and the
+// projector to finish their work in flight before it closes the NATS
+// connections under them; what they had not acknowledged is redelivered.
+const effectsStopBound = 5 * time.Second
+
 func (a *App) close() {
-	if a.worker != nil {
-		a.worker.Stop()
-	}
-	if a.projStop != nil {
-		a.projStop()
-		select {
-		case <-a.projDone:
-		case <-time.After(5 * time.Second):
-			// The projector's reader can be stuck re-creating a consumer that
-			// is gone for good (after a stream leader change); its checkpoint
-			// is in the database, so giving up on it loses nothing.
-			a.log.Warn("views projector did not stop within 5s; closing without it")
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if a.worker != nil {
+			a.worker.Stop()
 		}
-	}
-	if a.views != nil {
-		if err := a.views.Close(); err != nil {
-			a.log.Warn("closing the views database", "err", err)
+		if a.projStop != nil {
+			a.projStop()
+			<-a.projDone
 		}
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(effectsStopBound):
+		// A worker attempt stuck on a lost append, or the projector's reader
+		// re-creating a consumer that is gone (after a stream leader change):
+		// closing the connections below ends them. Nothing is lost: work not
+		// acknowledged is redelivered, and the views' checkpoint is in the
+		// database.
+		a.log.Warn("effects or views projector still busy; closing NATS under them", "after", effectsStopBound)
 	}
 	if a.svc != nil {
 		a.svc.Close()
 	}
 	for _, nc := range a.conns {
-		if err := nc.FlushTimeout(2 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			a.log.Warn("flushing NATS", "connection", nc.Opts.Name, "err", err)
+		// Flush only a live connection: one reconnecting to a node that is
+		// gone would wait out the whole timeout.
+		if nc.IsConnected() {
+			if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				a.log.Warn("flushing NATS", "connection", nc.Opts.Name, "err", err)
+			}
 		}
 		nc.Close()
+	}
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+	}
+	if a.views != nil {
+		if err := a.views.Close(); err != nil {
+			a.log.Warn("closing the views database", "err", err)
+		}
 	}
 	if a.embedded != nil {
 		a.embedded.Shutdown()
