@@ -20,6 +20,7 @@ import (
 	"github.com/gallerist/gallerist/cmd/gallerist/app"
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/projections/views"
 )
 
 const benchKey = "BENCH-ACCESS-KEY-0123456789"
@@ -44,6 +45,10 @@ func BenchmarkV2Mix(b *testing.B) {
 
 // BenchmarkV2MixWithViews is BenchmarkV2Mix with the default SQLite read
 // models following the log in the same process (they share the 2 cores).
+// It also reports the projection lag under that load: every 20ms the
+// stream's last sequence is noted, and the lag of a note is the time until
+// every view's checkpoint reached it (lag_p50_ms, lag_p99_ms, lag_max_ms),
+// plus the largest number of entries the views were behind (lag_max_entries).
 func BenchmarkV2MixWithViews(b *testing.B) {
 	benchMix(b, bus.SyncInterval, true, realisticMix)
 }
@@ -124,6 +129,10 @@ func benchMix(b *testing.B, mode bus.SyncMode, withViews bool, mix func(int) str
 	b.SetParallelism(32) // 32 × GOMAXPROCS concurrent clients
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	var stopLag func() lagStats
+	if withViews {
+		stopLag = sampleLag(b, a)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -139,6 +148,15 @@ func benchMix(b *testing.B, mode bus.SyncMode, withViews bool, mix func(int) str
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if stopLag != nil {
+		ls := stopLag()
+		if len(ls.lags) > 0 {
+			b.ReportMetric(float64(ls.lags[len(ls.lags)/2].Microseconds())/1000, "lag_p50_ms")
+			b.ReportMetric(float64(ls.lags[len(ls.lags)*99/100].Microseconds())/1000, "lag_p99_ms")
+			b.ReportMetric(float64(ls.lags[len(ls.lags)-1].Microseconds())/1000, "lag_max_ms")
+		}
+		b.ReportMetric(float64(ls.maxBehind), "lag_max_entries")
+	}
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime) - syscall.TimevalToNsec(ru0.Utime) +
 		syscall.TimevalToNsec(ru1.Stime) - syscall.TimevalToNsec(ru0.Stime))
@@ -159,6 +177,69 @@ func benchMix(b *testing.B, mode bus.SyncMode, withViews bool, mix func(int) str
 	// how many of the machine's cores the run kept busy.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
 	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cores")
+}
+
+type lagStats struct {
+	lags      []time.Duration // sorted
+	maxBehind uint64
+}
+
+// sampleLag notes the stream's last sequence every 20ms and measures how
+// long the views took to reach each note; the returned stop ends the
+// sampling once the views caught up with the last note.
+func sampleLag(b *testing.B, a *app.App) (stop func() lagStats) {
+	type note struct {
+		at  time.Time
+		seq uint64
+	}
+	proj, st := a.Projector(), a.Store().Stream()
+	lowest := func() uint64 {
+		return min(proj.Checkpoint(views.ViewInstances), proj.Checkpoint(views.ViewFacts), proj.Checkpoint(views.ViewEffects))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		out     lagStats
+		pending []note
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		var doneAt time.Time
+		for {
+			done := ctx.Err() != nil
+			if done && doneAt.IsZero() {
+				doneAt = time.Now()
+			}
+			if !done {
+				if info, err := st.Info(ctx); err == nil {
+					pending = append(pending, note{at: time.Now(), seq: info.State.LastSeq})
+				}
+			}
+			cp := lowest()
+			for len(pending) > 0 && cp >= pending[0].seq {
+				out.lags = append(out.lags, time.Since(pending[0].at))
+				pending = pending[1:]
+			}
+			if n := len(pending); n > 0 && pending[n-1].seq > cp {
+				out.maxBehind = max(out.maxBehind, pending[n-1].seq-cp)
+			}
+			if done && len(pending) == 0 {
+				return
+			}
+			if done && time.Since(doneAt) > time.Minute {
+				b.Errorf("views did not catch up within a minute of the load's end; %d notes pending", len(pending))
+				return
+			}
+			<-t.C
+		}
+	})
+	return func() lagStats {
+		cancel()
+		wg.Wait()
+		slices.Sort(out.lags)
+		return out
+	}
 }
 
 type request struct {
