@@ -31,6 +31,9 @@ fi
 echo "== go test (race)"
 go test -race -count=1 ./...
 
+echo "== replay equals live on a 100k-event log (no race detector: it is slow under it)"
+go test -count=1 -run '^TestReplayEqualsLive$' ./projections/views/
+
 echo "== fuzz (${FUZZTIME} each)"
 fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="$FUZZTIME" -parallel=1 "$2" 2>&1; }
 for pkg in $(go list ./...); do
