@@ -16,7 +16,9 @@ import (
 // when retrying cannot help (the event is parked at once), and any other
 // error to be retried with backoff (and parked after the last attempt).
 // Handle must be idempotent: after a crash an event may be handled again;
-// ev.ID is the idempotency key to hand to downstream systems.
+// ev.ID is the idempotency key to hand to downstream systems. The ctx of a
+// call carries the attempt's watermill message: see [CorrelationID] and
+// [MessageFromContext].
 type Handler interface {
 	// Name is the effect's stable name: its durable consumer and the key of
 	// its progress streams, e.g. "webhook" or "queryorder".

@@ -243,12 +243,13 @@ func (r *Runner) redrive(ctx context.Context, inst, operator string, only uint64
 		if only != 0 && next.EventSeq != only {
 			return nil // done (by us or by a concurrent re-drive)
 		}
-		env, err := r.fetch(ctx, inst, next.EventSeq)
+		env, raw, err := r.fetch(ctx, inst, next.EventSeq)
 		if err != nil {
 			return err
 		}
 		elog := log.With("seq", next.EventSeq, "eventId", env.ID, "eventType", env.Type)
-		attempts, herr, abandoned := r.try(ctx, env, next.EventSeq, elog, sleep)
+		d := &delivery{env: env, raw: raw, seq: next.EventSeq, inst: inst, operator: operator}
+		attempts, herr, abandoned := r.try(ctx, d, elog, sleep)
 		if abandoned {
 			return fmt.Errorf("effects: re-drive of %s event %d abandoned after %d attempts: %w", inst, next.EventSeq, attempts, ctx.Err())
 		}
@@ -266,26 +267,27 @@ func (r *Runner) redrive(ctx context.Context, inst, operator string, only uint64
 	}
 }
 
-// fetch reads the instance event at stream sequence seq.
-func (r *Runner) fetch(ctx context.Context, inst string, seq uint64) (event.Envelope, error) {
+// fetch reads the instance event at stream sequence seq: decoded, and as
+// stored.
+func (r *Runner) fetch(ctx context.Context, inst string, seq uint64) (event.Envelope, []byte, error) {
 	st, err := r.getStream(ctx)
 	if err != nil {
-		return event.Envelope{}, err
+		return event.Envelope{}, nil, err
 	}
 	subj, err := eventstore.Subject(r.prefix, instanceStream(inst))
 	if err != nil {
-		return event.Envelope{}, err
+		return event.Envelope{}, nil, err
 	}
 	m, err := st.GetMsg(ctx, seq)
 	if err != nil {
-		return event.Envelope{}, fmt.Errorf("effects: read event %d of %s: %w", seq, inst, err)
+		return event.Envelope{}, nil, fmt.Errorf("effects: read event %d of %s: %w", seq, inst, err)
 	}
 	if m.Subject != subj {
-		return event.Envelope{}, fmt.Errorf("effects: event %d is on %s, not on %s", seq, m.Subject, subj)
+		return event.Envelope{}, nil, fmt.Errorf("effects: event %d is on %s, not on %s", seq, m.Subject, subj)
 	}
 	env, err := eventstore.DecodeEnvelope(m.Data)
 	if err != nil {
-		return event.Envelope{}, fmt.Errorf("effects: event %d of %s: %w", seq, inst, err)
+		return event.Envelope{}, nil, fmt.Errorf("effects: event %d of %s: %w", seq, inst, err)
 	}
-	return env, nil
+	return env, m.Data, nil
 }

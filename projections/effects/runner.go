@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -65,6 +67,12 @@ const maxReasonBytes = 2000
 // jitter (the message's AckWait is extended meanwhile and the concurrency
 // slot is released); after MaxAttempts, or at once for a [Permanent]
 // error, the event is parked with the error as reason.
+//
+// Attempts: each handler call runs as a watermill handler on a
+// *message.Message of the event, through watermill's Recoverer (a panic is
+// a retryable error), the middlewares added with [Runner.AddMiddleware]
+// and watermill's Timeout (HandleTimeout); see [MessageFromContext] and
+// [CorrelationID].
 type Runner struct {
 	js         jetstream.JetStream
 	store      eventstore.Store
@@ -79,6 +87,11 @@ type Runner struct {
 	jitter     func() float64
 	newID      func() string
 	now        func() time.Time
+
+	// middlewares are the users' (AddMiddleware); chain is the handler
+	// chain every attempt runs through (attempt.go).
+	middlewares []message.HandlerMiddleware
+	chain       atomic.Pointer[message.HandlerFunc]
 
 	streamMu sync.Mutex
 	stream   jetstream.Stream
@@ -126,14 +139,17 @@ func NewRunner(js jetstream.JetStream, store eventstore.Store, streamName, prefi
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{
+	r := &Runner{
 		js: js, store: store, streamName: streamName, prefix: prefix, h: h, name: name,
 		durable: "effect-" + name, filter: prefix + "." + instance.Kind + ".>",
 		cfg: cfg, log: log.With("component", "effects", "effect", name),
 		jitter: rand.Float64, newID: func() string { return uuid.Must(uuid.NewV7()).String() }, now: time.Now,
 		slots: make(chan struct{}, cfg.Concurrency), stopping: make(chan struct{}), unsubscribed: make(chan struct{}),
 		runCtx: context.Background(),
-	}, nil
+	}
+	chain := newChain(h, name, cfg.HandleTimeout, r.log, nil)
+	r.chain.Store(&chain)
+	return r, nil
 }
 
 func validName(s string) bool {
@@ -519,7 +535,7 @@ func (r *Runner) process(ctx context.Context, m jetstream.Msg) {
 			return false
 		}
 	}
-	attempts, herr, abandoned := r.try(ctx, env, seq, log, wait)
+	attempts, herr, abandoned := r.try(ctx, &delivery{env: env, raw: m.Data(), seq: seq, inst: inst}, log, wait)
 	if abandoned {
 		log.Info("retries abandoned: runner stopping; handing the event back", "attempts", attempts, "err", herr)
 		r.handBackNow(m)
@@ -534,13 +550,14 @@ func (r *Runner) process(ctx context.Context, m jetstream.Msg) {
 	r.settle(m.Ack(), "ack")
 }
 
-// try calls the handler until it succeeds, fails permanently, or
-// MaxAttempts calls failed. wait sleeps between attempts; false abandons
-// the event (the runner is stopping), reported by abandoned.
-func (r *Runner) try(ctx context.Context, env event.Envelope, seq uint64, log *slog.Logger, wait func(time.Duration) bool) (attempts int, err error, abandoned bool) {
+// try calls the handler (through the chain) until it succeeds, fails
+// permanently, or MaxAttempts calls failed. wait sleeps between attempts;
+// false abandons the event (the runner is stopping), reported by
+// abandoned.
+func (r *Runner) try(ctx context.Context, d *delivery, log *slog.Logger, wait func(time.Duration) bool) (attempts int, err error, abandoned bool) {
 	for {
 		attempts++
-		err = r.call(ctx, env, seq)
+		err = r.call(ctx, d, attempts)
 		switch {
 		case err == nil:
 			log.Info("effect done", "attempts", attempts)
@@ -560,19 +577,6 @@ func (r *Runner) try(ctx context.Context, env event.Envelope, seq uint64, log *s
 			return attempts, err, true
 		}
 	}
-}
-
-// call is one handler call with its deadline; a panic is an error of the
-// attempt.
-func (r *Runner) call(ctx context.Context, env event.Envelope, seq uint64) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("effect %s panicked: %v", r.name, v)
-		}
-	}()
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.HandleTimeout)
-	defer cancel()
-	return r.h.Handle(cctx, env, seq)
 }
 
 // record appends the outcome of handling the event at seq (Done when herr
