@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,9 +19,12 @@ import (
 // authentication and the activity set of a route.
 type Family string
 
-// Families served today. Later: saas-v1, license-a, license-b, license-c.
+// Families served today. Later: license-a, license-b, license-c.
 const (
 	FamilySaaSV2 Family = "saas-v2"
+	// FamilySaaSV1 is the SaaS V1 family: GET (or the POST-body variant)
+	// authenticated with the V1 authToken (auth.md §3).
+	FamilySaaSV1 Family = "saas-v1"
 )
 
 // Key is one production key of a route. Two keys may be active during a
@@ -45,6 +49,65 @@ type Provisioner struct {
 	Memo        string `yaml:"memo,omitempty"`
 }
 
+// Webhook is a route's vendor webhook: every lifecycle event of the
+// route's instances is POSTed, signed, to URL; with Provisioning the vendor
+// also creates the tenant and answers the creation with the app info
+// (package projections/webhook has the wire contract). The HMAC secret
+// never appears in the file: SecretEnv names the environment variable that
+// holds it, read when the service starts.
+type Webhook struct {
+	// URL receives the POSTs: an absolute http(s) URL (https outside
+	// tests: bodies carry the buyer's initial credentials).
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the HMAC-SHA256
+	// secret (at least 16 bytes).
+	SecretEnv string `yaml:"secretEnv"`
+	// Timeout bounds one call (0: the webhook's default, 10s).
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// Provisioning makes the vendor create the tenant: the provisioning
+	// effect POSTs InstanceCreated and takes the app info (or a refusal)
+	// from the answer instead of using the built-in provisioner.
+	Provisioning bool `yaml:"provisioning,omitempty"`
+}
+
+// Validate checks the webhook's fields; errors name the field.
+func (w Webhook) Validate() error {
+	if w.URL == "" {
+		return errors.New("webhook.url is required")
+	}
+	u, err := url.Parse(w.URL)
+	switch {
+	case err != nil:
+		// *url.Error repeats the URL, which may carry a token: say why only.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("webhook.url does not parse: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Hostname() == "":
+		return fmt.Errorf("webhook.url %q must be an absolute http:// or https:// URL", redactURL(u))
+	case u.User != nil:
+		return errors.New("webhook.url must not carry user info (the secret comes from webhook.secretEnv)")
+	}
+	switch {
+	case strings.TrimSpace(w.SecretEnv) == "":
+		return errors.New("webhook.secretEnv is required: the name of the environment variable holding the HMAC secret")
+	case strings.ContainsAny(w.SecretEnv, "= \t\r\n\x00"):
+		return fmt.Errorf("webhook.secretEnv %q is not an environment variable name", w.SecretEnv)
+	}
+	if w.Timeout < 0 {
+		return fmt.Errorf("webhook.timeout must not be negative, got %s", w.Timeout)
+	}
+	return nil
+}
+
+// redactURL is u without user info, query and fragment, for messages.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.Fragment, c.RawFragment = nil, "", "", ""
+	return c.String()
+}
+
 // Route is one production address.
 type Route struct {
 	// Path is the URL path KooGallery calls, e.g. /koogallery/product-a.
@@ -54,13 +117,19 @@ type Route struct {
 	// EncryptType is "1" (AES-256, default) or "2" (AES-128), as chosen when
 	// the product was published.
 	EncryptType string `yaml:"encryptType,omitempty"`
-	// TimestampWindow is the V2 freshness window (default 60s).
+	// TimestampWindow is the V2 freshness window (default 60s). On a SaaS
+	// V1 route it is optional and off by default (auth.md §3.4): when set,
+	// a timeStamp that is not 17 digits is 000002 and one outside the
+	// window 000001.
 	TimestampWindow time.Duration `yaml:"timestampWindow,omitempty"`
 	// AllowPlainSHA256 enables signature form (d), the plain-SHA-256 inner
 	// hash reading of the spec (auth.md §2.2). Default off.
 	AllowPlainSHA256 bool `yaml:"allowPlainSHA256,omitempty"`
 	// Provisioner configures the built-in provisioner for this route.
 	Provisioner Provisioner `yaml:"provisioner,omitempty"`
+	// Webhook, when set, notifies the vendor of every lifecycle event (and,
+	// with provisioning, has the vendor create the tenant).
+	Webhook *Webhook `yaml:"webhook,omitempty"`
 }
 
 // File is the whole configuration file.
@@ -116,9 +185,9 @@ func (r Route) Validate() error {
 		return fmt.Errorf("path %q must start with /", r.Path)
 	}
 	switch r.Family {
-	case FamilySaaSV2:
+	case FamilySaaSV2, FamilySaaSV1:
 	default:
-		return fmt.Errorf("path %s: unknown family %q (supported: %s)", r.Path, r.Family, FamilySaaSV2)
+		return fmt.Errorf("path %s: unknown family %q (supported: %s, %s)", r.Path, r.Family, FamilySaaSV2, FamilySaaSV1)
 	}
 	if len(r.Keys) < 1 || len(r.Keys) > 2 {
 		return fmt.Errorf("path %s: needs one or two keys, has %d", r.Path, len(r.Keys))
@@ -136,8 +205,20 @@ func (r Route) Validate() error {
 	if r.TimestampWindow < 0 {
 		return fmt.Errorf("path %s: timestampWindow must not be negative", r.Path)
 	}
+	if r.Family == FamilySaaSV1 && r.AllowPlainSHA256 {
+		return fmt.Errorf("path %s: allowPlainSHA256 is a SaaS V2 setting; a saas-v1 route authenticates with the V1 authToken", r.Path)
+	}
+	if r.Webhook != nil {
+		if err := r.Webhook.Validate(); err != nil {
+			return fmt.Errorf("path %s: %w", r.Path, err)
+		}
+	}
 	return nil
 }
+
+// V1Window returns the optional SaaS V1 timeStamp window: 0 (the default)
+// means no skew rejection (auth.md §3.4).
+func (r Route) V1Window() time.Duration { return r.TimestampWindow }
 
 // Window returns the timestamp window with its default.
 func (r Route) Window() time.Duration {
