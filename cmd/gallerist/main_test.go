@@ -20,6 +20,8 @@ import (
 
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/projections/effects"
+	"github.com/gallerist/gallerist/projections/openapi"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer goroutine and a reader.
@@ -643,6 +645,58 @@ func TestDemoInstructionsSurviveTheShell(t *testing.T) {
 		if args["--config"] != cfgPath || args["--url"] != s.url {
 			t.Errorf("instruction %q: the shell passes --config %q and --url %q, want %q and %q",
 				l, args["--config"], args["--url"], cfgPath, s.url)
+		}
+	}
+}
+
+// TestServeEffectFlags: the effect and open-API flags, from the command
+// line and from GALLERIST_*; AK/SK only from the environment.
+func TestServeEffectFlags(t *testing.T) {
+	env := map[string]string{}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	cfg, _, err := parseServe(nil, io.Discard, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Effects != effects.DefaultRunnerConfig() || cfg.DisableEffects || cfg.KooGallery.Site != openapi.SiteMainland ||
+		cfg.KooGallery.Hosts != nil || cfg.KooGallery.AK != "" || cfg.KooGallery.SK != "" {
+		t.Errorf("defaults: effects %+v, no-effects %v, KooGallery %v", cfg.Effects, cfg.DisableEffects, cfg.KooGallery)
+	}
+
+	env = map[string]string{
+		"GALLERIST_EFFECT_RETRY_BASE": "50ms", "GALLERIST_EFFECT_MAX_ATTEMPTS": "3", "GALLERIST_NO_EFFECTS": "true",
+		"GALLERIST_KG_SITE": "eu", "GALLERIST_KG_HOSTS": "https://a.example.com, b.example.com:8443",
+		openapi.EnvAK: "the-ak", openapi.EnvSK: "the-sk",
+	}
+	cfg, _, err = parseServe([]string{"--effect-retry-max", "2s", "--effect-concurrency", "4", "--effect-max-attempts", "5"}, io.Discard, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Effects
+	if e.RetryBase != 50*time.Millisecond || e.RetryMax != 2*time.Second || e.MaxAttempts != 5 || e.Concurrency != 4 || !cfg.DisableEffects {
+		t.Errorf("effects %+v, no-effects %v", e, cfg.DisableEffects)
+	}
+	kg := cfg.KooGallery
+	if kg.Site != openapi.SiteEU || strings.Join(kg.Hosts, "|") != "https://a.example.com|b.example.com:8443" || kg.AK != "the-ak" || kg.SK != "the-sk" {
+		t.Errorf("KooGallery %v (AK %q)", kg, kg.AK)
+	}
+
+	for _, args := range [][]string{{"--kg-ak", "x"}, {"--kg-sk", "x"}} {
+		if _, _, err := parseServe(args, io.Discard, lookup); err == nil {
+			t.Errorf("%v accepted: AK/SK must not be flags", args)
+		}
+	}
+	if _, _, err := parseServe([]string{"--kg-site", "mars"}, io.Discard, lookup); err == nil || !strings.Contains(err.Error(), "kg-site") {
+		t.Errorf("--kg-site mars: %v", err)
+	}
+	var usage bytes.Buffer
+	if _, _, err := parseServe([]string{"-h"}, &usage, lookup); err != flag.ErrHelp {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"-effect-retry-base", "-effect-retry-max", "-effect-max-attempts", "-effect-concurrency", "-no-effects", "-kg-site", "-kg-hosts", openapi.EnvAK, openapi.EnvSK, "secretEnv"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("usage does not mention %s:\n%s", want, usage.String())
 		}
 	}
 }

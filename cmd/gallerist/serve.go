@@ -16,16 +16,27 @@ import (
 	"github.com/gallerist/gallerist/bus"
 	"github.com/gallerist/gallerist/cmd/gallerist/app"
 	"github.com/gallerist/gallerist/ingress/config"
+	"github.com/gallerist/gallerist/projections/effects"
+	"github.com/gallerist/gallerist/projections/openapi"
+	"github.com/gallerist/gallerist/projections/webhook"
 )
 
 // demoPath is the route the demo configuration serves.
 const demoPath = "/koogallery/demo"
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveOptions are serve's settings beyond app.Config.
+type serveOptions struct {
+	configPath, logLevel, logFormat string
+}
+
+// parseServe reads serve's flags, then GALLERIST_<FLAG> (and the open API's
+// AK/SK) through lookup.
+func parseServe(args []string, stderr io.Writer, lookup func(string) (string, bool)) (app.Config, serveOptions, error) {
 	cfg := app.Defaults()
+	var opt serveOptions
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "routes file (YAML); without it a demo route with a generated key is served")
+	fs.StringVar(&opt.configPath, "config", "", "routes file (YAML); without it a demo route with a generated key is served")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP(S) listen address")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); KooGallery requires HTTPS")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
@@ -47,13 +58,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.DisableViews, "no-views", false, "run without the SQL read models (another replica keeps them)")
 	fs.StringVar(&cfg.APIAddr, "api-addr", "", "serve the query API on this address (needs --api-token)")
 	apiTokens := fs.String("api-token", "", "bearer token(s) of the query API, comma-separated (rotation); at least 16 characters each")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return err
+	eff := effects.DefaultRunnerConfig()
+	fs.DurationVar(&eff.RetryBase, "effect-retry-base", eff.RetryBase, "effects (webhook, Query Order): first wait between two attempts of one event (doubling, jittered)")
+	fs.DurationVar(&eff.RetryMax, "effect-retry-max", eff.RetryMax, "effects: longest wait between two attempts")
+	fs.IntVar(&eff.MaxAttempts, "effect-max-attempts", eff.MaxAttempts, "effects: attempts of one event before it is parked for an operator's re-drive")
+	fs.IntVar(&eff.Concurrency, "effect-concurrency", eff.Concurrency, "effects: events handled at once, per effect")
+	fs.BoolVar(&cfg.DisableEffects, "no-effects", false, "run no effect runners (another replica runs them); re-drives through the query API still work")
+	kgSite := fs.String("kg-site", string(openapi.SiteMainland), "KooGallery site of the open API (Query Order): mainland, international or eu")
+	kgHosts := fs.String("kg-hosts", "", "open API hosts, comma-separated, primary first (default: the site's documented hosts)")
+	fs.StringVar(&opt.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&opt.logFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: gallerist serve [flags]
+
+Flags (each can also be set as GALLERIST_<FLAG>, dashes as underscores; the
+command line wins):
+`)
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), `
+Secrets come only from the environment, never from flags:
+  %s, %s
+    	AK/SK of the KooGallery open API; with both set, Query Order
+    	enriches every new order
+  <the variable a route's webhook.secretEnv names>
+    	the HMAC secret of that route's vendor webhook (at least %d bytes)
+`, openapi.EnvAK, openapi.EnvSK, webhook.MinSecretLen)
 	}
-	if err := envFlags(fs, os.LookupEnv); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		return cfg, opt, err
+	}
+	if err := envFlags(fs, lookup); err != nil {
+		return cfg, opt, err
 	}
 	cfg.Sync = bus.SyncMode(*sync)
 	for _, tok := range strings.Split(*apiTokens, ",") {
@@ -61,19 +96,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cfg.APITokens = append(cfg.APITokens, tok)
 		}
 	}
-	log, err := newLogger(stderr, *logLevel, *logFormat)
+	cfg.Effects = eff
+	site, err := openapi.ParseSite(*kgSite)
+	if err != nil {
+		return cfg, opt, fmt.Errorf("--kg-site: %w", err)
+	}
+	cfg.KooGallery.Site = site
+	for _, h := range strings.Split(*kgHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.KooGallery.Hosts = append(cfg.KooGallery.Hosts, h)
+		}
+	}
+	cfg.KooGallery.AK, _ = lookup(openapi.EnvAK)
+	cfg.KooGallery.SK, _ = lookup(openapi.EnvSK)
+	return cfg, opt, nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, opt, err := parseServe(args, stderr, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, opt.logLevel, opt.logFormat)
 	if err != nil {
 		return err
 	}
 	demo := false
-	if *configPath == "" {
-		*configPath = filepath.Join(cfg.DataDir, "demo-config.yaml")
-		if err := ensureDemoConfig(*configPath); err != nil {
+	if opt.configPath == "" {
+		opt.configPath = filepath.Join(cfg.DataDir, "demo-config.yaml")
+		if err := ensureDemoConfig(opt.configPath); err != nil {
 			return err
 		}
 		demo = true
 	}
-	file, err := config.Load(*configPath)
+	file, err := config.Load(opt.configPath)
 	if err != nil {
 		return err
 	}
@@ -83,7 +139,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if demo {
-		printDemo(stdout, a.Addr(), *configPath, cfg.TLSCert != "")
+		printDemo(stdout, a.Addr(), opt.configPath, cfg.TLSCert != "")
 	}
 	var served error
 	select {

@@ -1,7 +1,8 @@
 // Package app wires Gallerist together: the bus (embedded or external
 // NATS), the JetStream event store, the nonce guard, the instance service,
-// the provisioning effect and the HTTP ingress. cmd/gallerist runs it; the
-// end-to-end tests start it in-process.
+// the provisioning effect, the effect runners (vendor webhook, Query
+// Order), the read models, the query API and the HTTP ingress.
+// cmd/gallerist runs it; the end-to-end tests start it in-process.
 package app
 
 import (
@@ -12,7 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,8 +30,12 @@ import (
 	"github.com/gallerist/gallerist/ingress/instances"
 	"github.com/gallerist/gallerist/ingress/server"
 	"github.com/gallerist/gallerist/projections/api"
+	"github.com/gallerist/gallerist/projections/effects"
+	"github.com/gallerist/gallerist/projections/openapi"
 	"github.com/gallerist/gallerist/projections/provision"
+	"github.com/gallerist/gallerist/projections/queryorder"
 	"github.com/gallerist/gallerist/projections/views"
+	"github.com/gallerist/gallerist/projections/webhook"
 )
 
 // Config is everything `gallerist serve` can be told.
@@ -76,6 +84,22 @@ type Config struct {
 	// needs the views and at least one of APITokens.
 	APIAddr   string
 	APITokens []string
+	// Effects tunes the effect runners (vendor webhook notifications,
+	// Query Order enrichment); zero fields take the defaults of
+	// effects.DefaultRunnerConfig.
+	Effects effects.RunnerConfig
+	// DisableEffects leaves the effect runners to another replica. This
+	// process still serves re-drives through the query API (they run the
+	// effect here, recorded in the shared log).
+	DisableEffects bool
+	// KooGallery configures the open-API client of the Query Order effect:
+	// Site (default mainland), Hosts (overrides the documented hosts, e.g.
+	// a local stand-in), AK and SK (both or neither; never logged). Without
+	// AK and SK, Query Order enrichment is off.
+	KooGallery openapi.Config
+	// Getenv reads the webhook secrets (the variables the routes' webhook
+	// secretEnv names); nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // Defaults returns the default configuration (no routes).
@@ -108,7 +132,81 @@ func (c Config) Validate() error {
 	if len(c.Routes) == 0 {
 		return errors.New("no production routes configured")
 	}
+	if err := validateEffects(c.Effects); err != nil {
+		return err
+	}
+	if kg := c.kooGallery(); kg.AK != "" || kg.SK != "" {
+		if kg.AK == "" || kg.SK == "" {
+			return fmt.Errorf("the Query Order effect needs both %s and %s (only one is set)", openapi.EnvAK, openapi.EnvSK)
+		}
+		if err := kg.Validate(); err != nil {
+			return fmt.Errorf("KooGallery open API: %w", err)
+		}
+	}
 	return config.File{Routes: c.Routes}.Validate()
+}
+
+// validateEffects checks what can be checked before the defaults apply
+// (effects.NewRunner checks the rest).
+func validateEffects(e effects.RunnerConfig) error {
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{
+		{"retry base", e.RetryBase < 0}, {"retry max", e.RetryMax < 0}, {"max attempts", e.MaxAttempts < 0},
+		{"concurrency", e.Concurrency < 0}, {"ack wait", e.AckWait < 0}, {"max ack pending", e.MaxAckPending < 0},
+		{"handle timeout", e.HandleTimeout < 0}, {"turn wait max", e.TurnWaitMax < 0},
+	} {
+		if f.bad {
+			return fmt.Errorf("effects: %s must not be negative", f.name)
+		}
+	}
+	if e.RetryBase > 0 && e.RetryMax > 0 && e.RetryMax < e.RetryBase {
+		return fmt.Errorf("effects: retry max (%s) must be at least retry base (%s)", e.RetryMax, e.RetryBase)
+	}
+	return nil
+}
+
+// kooGallery is the open-API configuration with its default site; AK and
+// SK are trimmed (a stray newline from a secrets file is no part of them).
+func (c Config) kooGallery() openapi.Config {
+	kg := c.KooGallery
+	if kg.Site == "" {
+		kg.Site = openapi.SiteMainland
+	}
+	kg.AK, kg.SK = strings.TrimSpace(kg.AK), strings.TrimSpace(kg.SK)
+	return kg
+}
+
+// webhooks resolves the routes' webhooks, reading each secret from the
+// variable its secretEnv names. A missing or short secret is an error
+// naming the route and the variable (never the secret).
+func (c Config) webhooks() (map[string]webhook.Config, error) {
+	getenv := c.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	hooks := map[string]webhook.Config{}
+	for _, r := range c.Routes {
+		w := r.Webhook
+		if w == nil {
+			continue
+		}
+		secret := getenv(w.SecretEnv)
+		switch {
+		case secret == "":
+			return nil, fmt.Errorf("route %s: webhook secret: environment variable %s is not set (or empty)", r.Path, w.SecretEnv)
+		case len(secret) < webhook.MinSecretLen:
+			return nil, fmt.Errorf("route %s: webhook secret in environment variable %s has %d bytes, at least %d are required",
+				r.Path, w.SecretEnv, len(secret), webhook.MinSecretLen)
+		}
+		wc := webhook.Config{URL: w.URL, Secret: []byte(secret), Timeout: w.Timeout, Provisioning: w.Provisioning}
+		if err := wc.Validate(); err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Path, err)
+		}
+		hooks[r.Path] = wc
+	}
+	return hooks, nil
 }
 
 // App is a running Gallerist.
@@ -122,6 +220,10 @@ type App struct {
 	pool     *eventstore.Pool
 	svc      *instances.Service
 	worker   *provision.Worker
+	hooks    map[string]webhook.Config // by route path; read-only after Start
+	runners  []*effects.Runner
+	admin    *effects.Admin
+	effStop  context.CancelFunc // ends the runners' context (and their handler calls)
 	views    *views.Store
 	proj     *views.Projector
 	projStop context.CancelFunc
@@ -138,7 +240,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	a := &App{cfg: cfg, log: log, served: make(chan error, 1)}
+	hooks, err := cfg.webhooks()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, served: make(chan error, 1), hooks: hooks}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -204,6 +310,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	if !cfg.DisableProvisioner {
 		if err := a.startProvisioner(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.buildEffects(); err != nil {
+		return nil, err
+	}
+	if !cfg.DisableEffects {
+		if err := a.startEffects(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -298,18 +412,226 @@ func (a *App) startProvisioner(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Routes whose webhook provisions ask the vendor; every other route
+	// keeps its built-in provisioner.
+	resolve := func(route string) provision.Provisioner { return byRoute[route] }
+	if len(a.hooks) > 0 {
+		wp, err := webhook.NewProvisioner(a.webhookOf, a.pool, nil)
+		if err != nil {
+			return err
+		}
+		byWebhook := wp.Resolver()
+		resolve = func(route string) provision.Provisioner {
+			if p := byWebhook(route); p != nil {
+				return p
+			}
+			return byRoute[route]
+		}
+	}
 	wcfg := a.cfg.Provisioning
 	if wcfg == (provision.WorkerConfig{}) {
 		wcfg = provision.DefaultWorkerConfig()
 	}
-	a.worker, err = provision.NewWorker(stream, a.store.Config().Prefix, a.svc,
-		func(route string) provision.Provisioner { return byRoute[route] }, def, wcfg, a.log)
+	a.worker, err = provision.NewWorker(stream, a.store.Config().Prefix, a.svc, resolve, def, wcfg, a.log)
 	if err != nil {
 		return err
+	}
+	for route, h := range a.hooks {
+		timeout := h.Timeout
+		if timeout == 0 {
+			timeout = webhook.DefaultTimeout
+		}
+		if h.Provisioning && timeout > a.worker.Config().ProvisionTimeout {
+			a.log.Warn("the provisioning webhook's timeout exceeds the provisioning timeout, which cuts its calls short",
+				"route", route, "webhookTimeout", timeout, "provisionTimeout", a.worker.Config().ProvisionTimeout)
+		}
 	}
 	// The worker lives until Shutdown, not until ctx (which only bounds the
 	// start): in-flight calls must still be provisioned while draining.
 	return a.worker.Start(context.WithoutCancel(ctx))
+}
+
+// webhookOf is the webhook.Resolver of the configured routes.
+func (a *App) webhookOf(route string) (webhook.Config, bool) {
+	c, ok := a.hooks[route]
+	return c, ok
+}
+
+// buildEffects builds the effect runners this configuration asks for — the
+// vendor webhook notifier when a route has a webhook, Query Order when AK
+// and SK are set — and the operators' Admin over them. Building starts
+// nothing: with DisableEffects the runners only serve re-drives.
+func (a *App) buildEffects() error {
+	var handlers []effects.Handler
+	if len(a.hooks) > 0 {
+		n, err := webhook.NewNotifier(a.webhookOf, a.pool, nil)
+		if err != nil {
+			return err
+		}
+		handlers = append(handlers, n)
+	}
+	if kg := a.cfg.kooGallery(); kg.AK != "" && kg.SK != "" {
+		client, err := openapi.New(kg, a.log)
+		if err != nil {
+			return fmt.Errorf("KooGallery open API: %w", err)
+		}
+		handlers = append(handlers, queryorder.New(client, a.svc, a.log.With("component", "queryorder")))
+		// AK and SK stay out of the log.
+		a.log.Info("Query Order enrichment on", "site", kg.Site, "hosts", kg.Hosts)
+	} else if !a.cfg.DisableEffects {
+		a.log.Info("Query Order enrichment is off: set " + openapi.EnvAK + " and " + openapi.EnvSK + " to turn it on")
+	}
+	if len(handlers) == 0 {
+		return nil
+	}
+	js, err := jetstream.New(a.conns[3])
+	if err != nil {
+		return fmt.Errorf("jetstream for effects: %w", err)
+	}
+	for _, h := range handlers {
+		r, err := effects.NewRunner(js, a.pool, a.store.Config().Stream, a.store.Config().Prefix, h, a.cfg.Effects, a.log)
+		if err != nil {
+			return fmt.Errorf("effect %s: %w", h.Name(), err)
+		}
+		a.runners = append(a.runners, r)
+	}
+	a.admin, err = effects.NewAdmin(a.runners...)
+	return err
+}
+
+// startEffects starts the runners. Like the provisioning worker they live
+// until Shutdown, not until ctx (which only bounds the start); close ends
+// their context when they do not stop within effectsStopBound.
+func (a *App) startEffects(ctx context.Context) error {
+	if len(a.runners) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.effStop = cancel
+	for _, r := range a.runners {
+		if err := r.Start(rctx); err != nil {
+			return fmt.Errorf("effect %s: %w", r.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Effects is the operators' access to the parked events of the effects
+// this process can run (nil when there are none).
+func (a *App) Effects() *effects.Admin { return a.admin }
+
+// effectsAPI adapts effects.Admin to the query API's api.Effects.
+type effectsAPI struct {
+	admin *effects.Admin
+	log   *slog.Logger
+}
+
+var _ api.Effects = effectsAPI{}
+
+// Redrive implements api.Effects.
+func (e effectsAPI) Redrive(ctx context.Context, effect, instanceID, operator string) error {
+	if err := checkRedrive(effect, operator); err != nil {
+		return err
+	}
+	if instanceID == "" {
+		return fmt.Errorf("%w: instanceId is empty", api.ErrInvalid)
+	}
+	return e.result(e.admin.Redrive(ctx, effect, instanceID, operator), effect)
+}
+
+// RedriveAll implements api.Effects. The count is of the instances parked
+// when the re-drive began.
+func (e effectsAPI) RedriveAll(ctx context.Context, effect, operator string) (int, error) {
+	if err := checkRedrive(effect, operator); err != nil {
+		return 0, err
+	}
+	parked, err := e.admin.ListParked(ctx, effect)
+	if err != nil {
+		return 0, e.result(err, effect)
+	}
+	instances := map[string]bool{}
+	for _, p := range parked {
+		instances[p.InstanceID] = true
+	}
+	if len(instances) == 0 {
+		return 0, fmt.Errorf("%w: effect %s has nothing parked", api.ErrNotFound, effect)
+	}
+	if err := e.result(e.admin.RedriveAll(ctx, effect, operator), effect); err != nil {
+		return 0, err
+	}
+	return len(instances), nil
+}
+
+// checkRedrive refuses what the API should never pass: an empty effect
+// would mean every effect to effects.Admin.
+func checkRedrive(effect, operator string) error {
+	switch {
+	case effect == "":
+		return fmt.Errorf("%w: effect is empty", api.ErrInvalid)
+	case strings.TrimSpace(operator) == "":
+		return fmt.Errorf("%w: operator is empty", api.ErrInvalid)
+	}
+	return nil
+}
+
+// result maps the errors of effects.Admin onto the API's: an event that
+// failed again and is parked anew is a re-drive done (it is listed as
+// parked again, with the new reason).
+func (e effectsAPI) result(err error, effect string) error {
+	if err == nil {
+		return nil
+	}
+	if rest, changed := withoutStillParked(err); changed {
+		e.log.Warn("a re-driven event failed again and is parked anew", "effect", effect, "err", err)
+		if rest == nil {
+			return nil
+		}
+		err = rest
+	}
+	switch {
+	case errors.Is(err, effects.ErrUnknownEffect), errors.Is(err, effects.ErrNotParked):
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	case errors.Is(err, effects.ErrOutOfOrder):
+		return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	return err
+}
+
+// withoutStillParked drops the effects.ErrStillParked errors from err (a
+// single error or a tree of joined ones): rest is what is left (nil when
+// nothing is), changed whether anything was dropped. (Errors are not
+// compared: an error value of an uncomparable type would panic.)
+func withoutStillParked(err error) (rest error, changed bool) {
+	if err == nil {
+		return nil, false
+	}
+	if errors.Is(err, effects.ErrStillParked) && !isMulti(err) {
+		return nil, true
+	}
+	m, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err, false
+	}
+	var kept []error
+	for _, e := range m.Unwrap() {
+		if e == effects.ErrStillParked { // fmt.Errorf("%w: %w", ErrStillParked, cause)
+			return nil, true
+		}
+		r, c := withoutStillParked(e)
+		changed = changed || c
+		if r != nil {
+			kept = append(kept, r)
+		}
+	}
+	if !changed {
+		return err, false
+	}
+	return errors.Join(kept...), true
+}
+
+func isMulti(err error) bool {
+	_, ok := err.(interface{ Unwrap() []error })
+	return ok
 }
 
 // ViewsDSN returns the DSN the read models use with cfg (its default is a
@@ -347,11 +669,14 @@ func (a *App) startViews(ctx context.Context) error {
 	return nil
 }
 
-// startAPI serves the query API on its own listener. Re-drives are not
-// wired yet (the effect runners are not started by serve), so they answer
-// 503.
+// startAPI serves the query API on its own listener. Re-drives go to the
+// effect runners (503 when this process has none).
 func (a *App) startAPI() error {
-	srv, err := api.New(a.views, a.pool, nil, api.Config{Tokens: a.cfg.APITokens}, a.log.With("component", "api"))
+	var eff api.Effects
+	if a.admin != nil {
+		eff = effectsAPI{admin: a.admin, log: a.log.With("component", "api")}
+	}
+	srv, err := api.New(a.views, a.pool, eff, api.Config{Tokens: a.cfg.APITokens}, a.log.With("component", "api"))
 	if err != nil {
 		return err
 	}
@@ -434,23 +759,37 @@ func (a *App) close() {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		// In parallel: each waits for its work in flight.
+		var wg sync.WaitGroup
 		if a.worker != nil {
-			a.worker.Stop()
+			wg.Go(a.worker.Stop)
+		}
+		if a.effStop != nil { // started (with DisableEffects they only serve re-drives)
+			for _, r := range a.runners {
+				wg.Go(r.Stop)
+			}
 		}
 		if a.projStop != nil {
-			a.projStop()
-			<-a.projDone
+			wg.Go(func() {
+				a.projStop()
+				<-a.projDone
+			})
 		}
+		wg.Wait()
 	}()
 	select {
 	case <-stopped:
 	case <-time.After(effectsStopBound):
-		// A worker attempt stuck on a lost append, or the projector's reader
-		// re-creating a consumer that is gone (after a stream leader change):
-		// closing the connections below ends them. Nothing is lost: work not
-		// acknowledged is redelivered, and the views' checkpoint is in the
-		// database.
+		// A worker attempt stuck on a lost append, a webhook call still
+		// waiting for the vendor, or the projector's reader re-creating a
+		// consumer that is gone (after a stream leader change): ending the
+		// runners' context and closing the connections below ends them.
+		// Nothing is lost: work not acknowledged is redelivered, and the
+		// views' checkpoint is in the database.
 		a.log.Warn("effects or views projector still busy; closing NATS under them", "after", effectsStopBound)
+		if a.effStop != nil {
+			a.effStop()
+		}
 	}
 	if a.svc != nil {
 		a.svc.Close()
@@ -468,6 +807,9 @@ func (a *App) close() {
 	select {
 	case <-stopped:
 	case <-time.After(time.Second):
+	}
+	if a.effStop != nil {
+		a.effStop()
 	}
 	if a.views != nil {
 		if err := a.views.Close(); err != nil {
