@@ -22,6 +22,8 @@ type Embedded struct {
 	cfg ServerConfig
 	log *slog.Logger
 
+	unlock func() // releases the data directory's lock
+
 	shutdownOnce sync.Once
 }
 
@@ -50,19 +52,28 @@ func StartEmbedded(ctx context.Context, cfg ServerConfig, log *slog.Logger) (*Em
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: data dir %s: %w", ErrStart, cfg.DataDir, err)
 	}
+	// nats-server takes no lock on its store: take one, so that a second
+	// server (gallerist replay or events while serve runs) is refused
+	// instead of corrupting the store.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
+	}
 
 	opts, err := serverOptions(cfg)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	sl := newServerLogger(log)
 	srv.SetLoggerV2(sl, log.Enabled(ctx, slog.LevelDebug), false, false)
 
-	e := &Embedded{srv: srv, cfg: cfg, log: log}
+	e := &Embedded{srv: srv, cfg: cfg, log: log, unlock: unlock}
 	// Start runs the start-up synchronously (JetStream store recovery
 	// included) and leaves the accept loop running in the background. It
 	// cannot be interrupted, so even a cancelled start waits for it to
@@ -188,6 +199,7 @@ func (e *Embedded) Shutdown() {
 	e.shutdownOnce.Do(func() {
 		e.srv.Shutdown()
 		e.srv.WaitForShutdown()
+		e.unlock()
 		e.log.Info("embedded nats-server stopped")
 	})
 }

@@ -228,3 +228,34 @@ func TestConnectNoURL(t *testing.T) {
 		t.Fatalf("empty URL: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestEmbeddedDataDirLock: a second embedded server on a data directory in
+// use is refused (two servers would corrupt one JetStream store), and the
+// directory is free again after Shutdown.
+func TestEmbeddedDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	ctx := bustest.Context(t)
+	cfg := bus.ServerConfig{DataDir: dir, SyncInterval: time.Hour}
+	first, err := bus.StartEmbedded(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := bus.StartEmbedded(ctx, cfg, nil)
+	if err == nil {
+		second.Shutdown()
+		first.Shutdown()
+		t.Fatal("a second server started on a data directory in use")
+	}
+	if !errors.Is(err, bus.ErrDataDirInUse) || !errors.Is(err, bus.ErrStart) {
+		t.Fatalf("second start: %v, want ErrDataDirInUse and ErrStart", err)
+	}
+	if !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not name the directory", err)
+	}
+	first.Shutdown()
+	again, err := bus.StartEmbedded(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("start after Shutdown: %v", err)
+	}
+	again.Shutdown()
+}
