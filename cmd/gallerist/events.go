@@ -55,7 +55,10 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		e, err := bus.StartEmbedded(ctx, bus.ServerConfig{DataDir: *dataDir}, log)
 		if err != nil {
-			return fmt.Errorf("%w (is gallerist serve running on %s? then use --nats-url with its --nats-listen address)", err, *dataDir)
+			if errors.Is(err, bus.ErrDataDirInUse) {
+				return fmt.Errorf("data directory %s is in use (gallerist serve?): run serve with --nats-listen <host:port> and pass --nats-url nats://<host:port>", *dataDir)
+			}
+			return fmt.Errorf("embedded NATS server on %s: %w", *dataDir, err)
 		}
 		defer e.Shutdown()
 		if nc, err = e.Connect(); err != nil {

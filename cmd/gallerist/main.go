@@ -4,6 +4,9 @@
 //	gallerist serve [flags]        run the service (embedded NATS by default)
 //	gallerist sign [flags]         print a signed curl command for a V2 activity
 //	gallerist events <instanceId>  print one instance's history from the log
+//	gallerist replay [flags]       rebuild the SQL read models from the log
+//	gallerist effects parked|redrive [flags]
+//	                               list and re-drive parked side effects
 //
 // Every flag can also be set from the environment as GALLERIST_<FLAG>, with
 // dashes as underscores (e.g. --nats-url → GALLERIST_NATS_URL); a flag on
@@ -40,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = sign(args[1:], stdout, stderr)
 	case "events":
 		err = events(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = replay(ctx, args[1:], stdout, stderr)
+	case "effects":
+		err = effectsCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -65,6 +72,9 @@ Commands:
   serve   run the service (embedded NATS unless --nats-url is given)
   sign    print a ready-to-run signed curl command for a SaaS V2 activity
   events  print one instance's history from the event log
+  replay  rebuild the SQL read models from the log and swap them in
+  effects list parked side effects (effects parked) and re-drive them
+          (effects redrive), through the query API of a running serve
 
 Run "gallerist <command> -h" for its flags. Every flag can also be set as
 GALLERIST_<FLAG> in the environment (e.g. GALLERIST_NATS_URL).
