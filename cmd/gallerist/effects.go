@@ -307,10 +307,11 @@ func effectsRedrive(ctx context.Context, args []string, stdout, stderr io.Writer
 	af.register(fs)
 	effect := fs.String("effect", "", "the effect whose parked events to run again (required; e.g. webhook)")
 	instance := fs.String("instance", "", "re-drive this instance's parked events")
+	seq := fs.Uint64("seq", 0, "with --instance: re-drive only this parked event (its event seq; the instance's oldest parked one)")
 	all := fs.Bool("all", false, "re-drive every instance with parked events of the effect")
 	operator := fs.String("operator", defaultOperator(), "who asks (recorded in the log with the re-drive)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gallerist effects redrive --effect E (--instance I | --all) [--operator NAME]")
+		fmt.Fprintln(stderr, "usage: gallerist effects redrive --effect E (--instance I [--seq N] | --all) [--operator NAME]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -325,6 +326,8 @@ func effectsRedrive(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case *effect == "":
 		return errors.New("--effect is required (e.g. --effect webhook)")
+	case *seq != 0 && *instance == "":
+		return errors.New("--seq needs --instance (the instance whose parked event to re-drive)")
 	case *instance == "" && !*all:
 		return errors.New("say which parked events: --instance <id> or --all")
 	case *instance != "" && *all:
@@ -337,11 +340,14 @@ func effectsRedrive(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	var res api.RedriveResult
-	req := api.RedriveRequest{Effect: *effect, InstanceID: *instance, Operator: *operator}
+	req := api.RedriveRequest{Effect: *effect, InstanceID: *instance, EventSeq: *seq, Operator: *operator}
 	if err := c.call(ctx, http.MethodPost, "/v1/effects/redrive", nil, req, &res, redriveTimeout); err != nil {
 		return err
 	}
 	what := fmt.Sprintf("instance %s", *instance)
+	if *seq != 0 {
+		what = fmt.Sprintf("instance %s (event %d only)", *instance, *seq)
+	}
 	if *all {
 		what = fmt.Sprintf("%d instance(s)", res.Redriven)
 	}

@@ -39,6 +39,7 @@ const testAPIToken = "effects-cli-token-0123456789"
 // redriveCall is one call the test's effects received.
 type redriveCall struct {
 	effect, instance, operator string
+	seq                        uint64
 	all                        bool
 }
 
@@ -57,6 +58,16 @@ func (r *recordingEffects) Redrive(_ context.Context, eff, instanceID, operator 
 		return fmt.Errorf("%w: unknown effect %q (known: queryorder, webhook)", api.ErrNotFound, eff)
 	}
 	r.calls = append(r.calls, redriveCall{effect: eff, instance: instanceID, operator: operator})
+	return nil
+}
+
+func (r *recordingEffects) RedriveEvent(_ context.Context, eff, instanceID string, seq uint64, operator string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if eff != "webhook" && eff != "queryorder" {
+		return fmt.Errorf("%w: unknown effect %q (known: queryorder, webhook)", api.ErrNotFound, eff)
+	}
+	r.calls = append(r.calls, redriveCall{effect: eff, instance: instanceID, seq: seq, operator: operator})
 	return nil
 }
 
@@ -250,7 +261,15 @@ func TestEffectsCmdRedrive(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "re-drove the parked queryorder events of 2 instance(s)") {
 		t.Fatalf("redrive --all: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	want := []redriveCall{{effect: "webhook", instance: "inst-a", operator: "ops@test"}, {effect: "queryorder", operator: "ops@test", all: true}}
+	code, out, errOut = runCmd(t, append([]string{"effects", "redrive", "--effect", "webhook", "--instance", "inst-b", "--seq", "7"}, flags...)...)
+	if code != 0 || !strings.Contains(out, "instance inst-b (event 7 only)") {
+		t.Fatalf("redrive --seq: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut = runCmd(t, append([]string{"effects", "redrive", "--effect", "webhook", "--seq", "7"}, flags...)...); code == 0 || !strings.Contains(errOut, "--seq needs --instance") {
+		t.Errorf("--seq without --instance: exit %d, stderr %q", code, errOut)
+	}
+	want := []redriveCall{{effect: "webhook", instance: "inst-a", operator: "ops@test"}, {effect: "queryorder", operator: "ops@test", all: true},
+		{effect: "webhook", instance: "inst-b", seq: 7, operator: "ops@test"}}
 	if got := rig.fx.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("re-drives %+v, want %+v", got, want)
 	}

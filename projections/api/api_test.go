@@ -626,6 +626,13 @@ func (r *recorder) Redrive(_ context.Context, effect, instanceID, operator strin
 	return r.err
 }
 
+func (r *recorder) RedriveEvent(_ context.Context, effect, instanceID string, seq uint64, operator string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf("redrive-event %s %s %d by %s", effect, instanceID, seq, operator))
+	return r.err
+}
+
 func (r *recorder) RedriveAll(_ context.Context, effect, operator string) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -715,6 +722,13 @@ func TestParkedAndRedrive(t *testing.T) {
 		if got := rec.take(); !slices.Equal(got, []string{"redrive-all webhook by bob"}) {
 			t.Errorf("calls %v", got)
 		}
+		a, _, r = post(`{"effect":"webhook","instanceId":"i01","eventSeq":17,"operator":"carol"}`)
+		if a.status != http.StatusAccepted || r.Redriven != 1 {
+			t.Fatalf("re-drive one event: %d %s", a.status, a.body)
+		}
+		if got := rec.take(); !slices.Equal(got, []string{"redrive-event webhook i01 17 by carol"}) {
+			t.Errorf("calls %v", got)
+		}
 
 		for _, tc := range []struct{ body, field string }{
 			{``, ""},
@@ -729,6 +743,10 @@ func TestParkedAndRedrive(t *testing.T) {
 			{`{"effect":"webhook","operator":"alice","instanceId":null}`, "instanceId"},
 			{`{"effect":"webhook","operator":"alice","instanceId":7}`, "instanceId"},
 			{`{"effect":"webhook","operator":"alice","all":true}`, "all"},
+			{`{"effect":"webhook","operator":"alice","eventSeq":5}`, "eventSeq"}, // an event needs its instance
+			{`{"effect":"webhook","operator":"alice","instanceId":"i01","eventSeq":0}`, "eventSeq"},
+			{`{"effect":"webhook","operator":"alice","instanceId":"i01","eventSeq":-1}`, "eventSeq"},
+			{`{"effect":"webhook","operator":"alice","instanceId":"i01","eventSeq":"5"}`, "eventSeq"},
 			{`{"effect":"webhook","operator":"al\u0000ice"}`, "operator"},
 			{`{"effect":"webhook","operator":"alice","pad":"` + strings.Repeat("x", 70<<10) + `"}`, ""},
 		} {

@@ -29,6 +29,7 @@ type ParkedList struct {
 type RedriveRequest struct {
 	Effect     string `json:"effect" doc:"The effect whose parked events to re-drive, e.g. webhook."`
 	InstanceID string `json:"instanceId,omitempty" doc:"Re-drive only this instance's parked events; omitted: every instance with parked events of the effect."`
+	EventSeq   uint64 `json:"eventSeq,omitempty" doc:"With instanceId: re-drive only this parked event (its stream sequence, eventSeq in the parked list); it must be the instance's oldest parked event."`
 	Operator   string `json:"operator" doc:"Who asks: recorded in the log with the re-drive (EffectRedriven)."`
 }
 
@@ -104,9 +105,11 @@ func (s *Server) redrive(c *gin.Context) {
 		return
 	}
 	token, _ := c.Get(tokenKey)
-	log := s.logger.With("effect", req.Effect, "instanceId", req.InstanceID, "operator", req.Operator, "token", token)
+	log := s.logger.With("effect", req.Effect, "instanceId", req.InstanceID, "eventSeq", req.EventSeq, "operator", req.Operator, "token", token)
 	n := 1
-	if req.InstanceID != "" {
+	if req.EventSeq != 0 {
+		err = s.effects.RedriveEvent(ctx, req.Effect, req.InstanceID, req.EventSeq, req.Operator)
+	} else if req.InstanceID != "" {
 		err = s.effects.Redrive(ctx, req.Effect, req.InstanceID, req.Operator)
 	} else {
 		n, err = s.effects.RedriveAll(ctx, req.Effect, req.Operator)
@@ -141,7 +144,8 @@ func (s *Server) redriveFailed(c *gin.Context, log *slog.Logger, err error) {
 
 // readRedrive reads and checks a re-drive request: one JSON object with
 // string members effect and operator (required) and instanceId (optional,
-// but not empty: an empty one must not turn into "every instance").
+// but not empty: an empty one must not turn into "every instance"), and
+// the number eventSeq (optional, with instanceId).
 func readRedrive(r *http.Request) (RedriveRequest, *fieldError) {
 	var req RedriveRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRedriveBody+1))
@@ -166,6 +170,12 @@ func readRedrive(r *http.Request) (RedriveRequest, *fieldError) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if name == "eventSeq" {
+			if err := json.Unmarshal(members[name], &req.EventSeq); err != nil || req.EventSeq == 0 {
+				return req, badField(name, "must be a positive integer (a stream sequence)")
+			}
+			continue
+		}
 		dst, ok := fields[name]
 		if !ok {
 			return req, badField(truncate(name, 64), "unknown field")
@@ -193,6 +203,9 @@ func readRedrive(r *http.Request) (RedriveRequest, *fieldError) {
 		if ferr := checkText("instanceId", req.InstanceID); ferr != nil {
 			return req, ferr
 		}
+	}
+	if req.EventSeq != 0 && req.InstanceID == "" {
+		return req, badField("eventSeq", "needs instanceId (the instance whose parked event to re-drive)")
 	}
 	return req, nil
 }

@@ -41,6 +41,10 @@ import (
 type Effects interface {
 	// Redrive re-drives the parked events of one instance for effect.
 	Redrive(ctx context.Context, effect, instanceID, operator string) error
+	// RedriveEvent re-drives one parked event (the instance event at
+	// stream sequence seq); it must be the instance's oldest parked event
+	// (an implementation refuses a later one with ErrInvalid).
+	RedriveEvent(ctx context.Context, effect, instanceID string, seq uint64, operator string) error
 	// RedriveAll re-drives every instance with parked events of effect
 	// and returns how many instances it re-drove.
 	RedriveAll(ctx context.Context, effect, operator string) (int, error)

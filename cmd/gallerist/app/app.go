@@ -539,6 +539,17 @@ func (e effectsAPI) Redrive(ctx context.Context, effect, instanceID, operator st
 	return e.result(e.admin.Redrive(ctx, effect, instanceID, operator), effect)
 }
 
+// RedriveEvent implements api.Effects.
+func (e effectsAPI) RedriveEvent(ctx context.Context, effect, instanceID string, seq uint64, operator string) error {
+	if err := checkRedrive(effect, operator); err != nil {
+		return err
+	}
+	if instanceID == "" || seq == 0 {
+		return fmt.Errorf("%w: instanceId and eventSeq are required", api.ErrInvalid)
+	}
+	return e.result(e.admin.RedriveEvent(ctx, effect, instanceID, seq, operator), effect)
+}
+
 // RedriveAll implements api.Effects. The count is of the instances parked
 // when the re-drive began.
 func (e effectsAPI) RedriveAll(ctx context.Context, effect, operator string) (int, error) {
