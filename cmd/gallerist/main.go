@@ -7,6 +7,7 @@
 //	gallerist replay [flags]       rebuild the SQL read models from the log
 //	gallerist effects parked|redrive [flags]
 //	                               list and re-drive parked side effects
+//	gallerist kg call|load [flags] act as KooGallery toward a production URL
 //
 // Every flag can also be set from the environment as GALLERIST_<FLAG>, with
 // dashes as underscores (e.g. --nats-url → GALLERIST_NATS_URL); a flag on
@@ -22,6 +23,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/gallerist/gallerist/cmd/gallerist/kg"
 )
 
 func main() {
@@ -47,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = replay(ctx, args[1:], stdout, stderr)
 	case "effects":
 		err = effectsCmd(ctx, args[1:], stdout, stderr)
+	case "kg":
+		err = kg.Run(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -75,6 +80,8 @@ Commands:
   replay  rebuild the SQL read models from the log and swap them in
   effects list parked side effects (effects parked) and re-drive them
           (effects redrive), through the query API of a running serve
+  kg      act as KooGallery: kg call (one signed call, answer checked and
+          decrypted), kg load (a signed call mix at a fixed rate or at most)
 
 Run "gallerist <command> -h" for its flags. Every flag can also be set as
 GALLERIST_<FLAG> in the environment (e.g. GALLERIST_NATS_URL).
