@@ -70,12 +70,14 @@ func (e *RefusedError) Error() string {
 // Command is something asked of an instance.
 type Command interface{ commandName() string }
 
-// Create asks for a new instance (newInstance).
+// Create asks for a new instance (newInstance). A SaaS V1 create has no
+// order line (OrderLineID is empty) and carries V1.
 type Create struct {
 	InstanceID  string
 	OrderID     string
 	OrderLineID string
 	BusinessID  string
+	V1          *V1Order
 }
 
 // Refresh changes the expiry (refreshInstance).
@@ -85,21 +87,40 @@ type Refresh struct {
 	OrderLineID string
 	ProductID   string
 	ExpireTime  time.Time
+	// SaaS V1 details (saas-v1.md §4): the order's period and amount (exact
+	// decimal text, negative for a cancellation).
+	PeriodType   string
+	PeriodNumber int
+	OrderAmount  string
+	// Reactivate (SaaS V1): a frozen instance becomes active again once the
+	// renewal is applied; V1 has no separate unfreeze for period products.
+	// The renewal and the unfreeze are two decisions (one event each): the
+	// command is decided again until it decides nothing (see Settle).
+	Reactivate bool
 }
 
-// SetStatus freezes or unfreezes (updateInstanceStatus).
-type SetStatus struct{ Target Target }
+// SetStatus freezes or unfreezes (updateInstanceStatus; SaaS V1
+// instanceStatus and expireInstance). Reason is recorded with a freeze,
+// e.g. FrozenExpired.
+type SetStatus struct {
+	Target Target
+	Reason string
+}
 
 // Release deletes the instance (releaseInstance).
 type Release struct {
 	OrderID     string
 	OrderLineID string
+	// OrderAmount is the SaaS V1 reconciliation amount (decimal text).
+	OrderAmount string
 }
 
-// Upgrade applies an upgrade order (upgradeInstance).
+// Upgrade applies an upgrade order (upgradeInstance; SaaS V1 upgrade, which
+// carries V1 and no order line).
 type Upgrade struct {
 	OrderID     string
 	OrderLineID string
+	V1          *V1Upgrade
 }
 
 // CheckChange asks whether a renewal with change is acceptable
@@ -121,6 +142,10 @@ func (Release) commandName() string            { return "release" }
 func (Upgrade) commandName() string            { return "upgrade" }
 func (CheckChange) commandName() string        { return "checkChange" }
 func (RecordProvisioning) commandName() string { return "recordProvisioning" }
+
+// MaxSettleSteps bounds how often one command is decided again until it
+// decides nothing: every command settles within this many decisions.
+const MaxSettleSteps = 3
 
 // Name names a command for logs.
 func Name(c Command) string { return c.commandName() }

@@ -42,13 +42,20 @@ func Decide(s State, c Command) ([]Event, error) {
 }
 
 func decideCreate(s State, c Create) ([]Event, error) {
-	if c.InstanceID == "" || c.OrderID == "" || c.OrderLineID == "" {
+	if c.InstanceID == "" || c.OrderID == "" || (c.OrderLineID == "" && c.V1 == nil) {
 		return nil, fmt.Errorf("%w: create needs instanceId, orderId and orderLineId", ErrInvalid)
 	}
-	if !s.Status.Exists() {
-		return []Event{Created(c)}, nil
+	if c.V1 != nil && (c.OrderLineID != "" || c.V1.ProductID == "") {
+		return nil, fmt.Errorf("%w: a SaaS V1 create needs productId and no orderLineId", ErrInvalid)
 	}
-	if s.OrderID != c.OrderID || s.OrderLineID != c.OrderLineID {
+	if c.V1 != nil && c.V1.ChargingMode != nil && !c.V1.ChargingMode.Valid() {
+		return nil, fmt.Errorf("%w: unknown chargingMode %d", ErrInvalid, *c.V1.ChargingMode)
+	}
+	if !s.Status.Exists() {
+		return []Event{Created{InstanceID: c.InstanceID, OrderID: c.OrderID, OrderLineID: c.OrderLineID,
+			BusinessID: c.BusinessID, V1: c.V1.clone()}}, nil
+	}
+	if !c.sameOrder(s) {
 		return nil, ErrIDInUse
 	}
 	if s.Status == StatusFailed && s.Failure != nil {
@@ -68,9 +75,13 @@ func decideRefresh(s State, c Refresh) ([]Event, error) {
 		return nil, ErrNotFound
 	}
 	if s.HasOrder(refreshKind(c.Scene), c.OrderID, c.OrderLineID) {
+		if c.Reactivate && s.Status == StatusFrozen {
+			return []Event{Unfrozen{}}, nil // the renewal is in: reactivate
+		}
 		return nil, nil
 	}
-	return []Event{Refreshed(c)}, nil
+	return []Event{Refreshed{Scene: c.Scene, OrderID: c.OrderID, OrderLineID: c.OrderLineID, ProductID: c.ProductID,
+		ExpireTime: c.ExpireTime, PeriodType: c.PeriodType, PeriodNumber: c.PeriodNumber, OrderAmount: c.OrderAmount}}, nil
 }
 
 func decideSetStatus(s State, c SetStatus) ([]Event, error) {
@@ -82,7 +93,7 @@ func decideSetStatus(s State, c SetStatus) ([]Event, error) {
 	}
 	switch {
 	case c.Target == TargetFreeze && s.Status != StatusFrozen:
-		return []Event{Frozen{}}, nil
+		return []Event{Frozen{Reason: c.Reason}}, nil
 	case c.Target == TargetUnfreeze && s.Status == StatusFrozen:
 		return []Event{Unfrozen{}}, nil
 	}
@@ -106,7 +117,7 @@ func decideUpgrade(s State, c Upgrade) ([]Event, error) {
 	if s.HasOrder("upgrade", c.OrderID, c.OrderLineID) {
 		return nil, nil
 	}
-	return []Event{Upgraded(c)}, nil
+	return []Event{Upgraded{OrderID: c.OrderID, OrderLineID: c.OrderLineID, V1: c.V1.clone()}}, nil
 }
 
 func decideProvisioning(s State, c RecordProvisioning) ([]Event, error) {
@@ -126,4 +137,27 @@ func decideProvisioning(s State, c RecordProvisioning) ([]Event, error) {
 		return nil, nil
 	}
 	return []Event{ProvisioningFailed{Failure: *c.Failure}}, nil
+}
+
+// Settle decides c on s again and again, folding each decision, until it
+// decides nothing (at most MaxSettleSteps decisions). Most commands settle
+// after one event; a SaaS V1 renewal of a frozen instance takes two
+// (Refreshed, then Unfrozen). It returns the events in order and the state
+// after them.
+func Settle(s State, c Command) ([]Event, State, error) {
+	var all []Event
+	for range MaxSettleSteps {
+		events, err := Decide(s, c)
+		if err != nil {
+			return all, s, err
+		}
+		if len(events) == 0 {
+			return all, s, nil
+		}
+		for _, e := range events {
+			s = Evolve(s, e)
+		}
+		all = append(all, events...)
+	}
+	return all, s, fmt.Errorf("%w: %s did not settle after %d decisions", ErrInvalid, Name(c), MaxSettleSteps)
 }

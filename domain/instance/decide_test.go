@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -15,7 +16,10 @@ func fixtures() map[string]State {
 	app := Provisioned{AppInfo: AppInfo{FrontEndURL: "https://x"}}
 	renewed := Refreshed{Scene: SceneRenewal, OrderID: "r-1", OrderLineID: "rl-1", ExpireTime: expiry}
 	upgraded := Upgraded{OrderID: "u-1", OrderLineID: "ul-1"}
+	v1Created := Created{InstanceID: "i-1", OrderID: "o-1", BusinessID: "i-1", V1: v1Order("p-1")}
 	return map[string]State{
+		"v1-active":     Fold(v1Created, app),
+		"v1-expired":    Fold(v1Created, app, Frozen{Reason: FrozenExpired}),
 		"none":          {},
 		"provisioning":  Fold(created),
 		"active":        Fold(created, app, renewed, upgraded),
@@ -26,8 +30,21 @@ func fixtures() map[string]State {
 	}
 }
 
+// v1Order is a pay-per-use SaaS V1 order of product p.
+func v1Order(p string) *V1Order {
+	ppu := ChargingPayPerUse
+	return &V1Order{ProductID: p, ChargingMode: &ppu, OrderAmount: "0.125", CustomerID: "c-1"}
+}
+
 func commands() map[string]Command {
+	seven := int64(7)
 	return map[string]Command{
+		"create-v1":              Create{InstanceID: "i-1", OrderID: "o-1", BusinessID: "i-1", V1: v1Order("p-1")},
+		"create-v1-otherproduct": Create{InstanceID: "i-1", OrderID: "o-1", BusinessID: "i-1", V1: v1Order("p-2")},
+		"refresh-v1": Refresh{Scene: SceneRenewal, OrderID: "r-3", ProductID: "p-3", ExpireTime: expiry.AddDate(2, 0, 0),
+			PeriodType: "year", PeriodNumber: 2, OrderAmount: "-1.5", Reactivate: true},
+		"expire":            SetStatus{Target: TargetFreeze, Reason: FrozenExpired},
+		"upgrade-v1":        Upgrade{OrderID: "u-3", V1: &V1Upgrade{SKUCode: "sku-2", ProductID: "p-4", Amount: &seven}},
 		"create":            Create{InstanceID: "i-1", OrderID: "o-1", OrderLineID: "l-1", BusinessID: "i-1"},
 		"create-otherorder": Create{InstanceID: "i-1", OrderID: "o-2", OrderLineID: "l-2", BusinessID: "i-1"},
 		"refresh":           Refresh{Scene: SceneTrialToFormal, OrderID: "r-2", OrderLineID: "rl-2", ProductID: "p-2", ExpireTime: expiry.AddDate(1, 0, 0)},
@@ -60,6 +77,8 @@ func fail(err error) outcome                     { return outcome{err: err} }
 // want is the complete transition table: every (state, command) pair.
 var want = map[string]map[string]outcome{
 	"none": {
+		"create-v1": ok(StatusProvisioning, TypeCreated), "create-v1-otherproduct": ok(StatusProvisioning, TypeCreated),
+		"refresh-v1": fail(ErrNotFound), "expire": fail(ErrNotFound), "upgrade-v1": fail(ErrNotFound),
 		"create": ok(StatusProvisioning, TypeCreated), "create-otherorder": ok(StatusProvisioning, TypeCreated),
 		"refresh": fail(ErrNotFound), "refresh-repeat": fail(ErrNotFound),
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": fail(ErrNotFound),
@@ -68,7 +87,10 @@ var want = map[string]map[string]outcome{
 		"order-info": fail(ErrNotFound),
 	},
 	"provisioning": {
-		"create": ok(StatusProvisioning), "create-otherorder": fail(ErrIDInUse),
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusProvisioning, TypeRefreshed), "expire": ok(StatusFrozen, TypeFrozen),
+		"upgrade-v1": ok(StatusProvisioning, TypeUpgraded),
+		"create":     ok(StatusProvisioning), "create-otherorder": fail(ErrIDInUse),
 		"refresh": ok(StatusProvisioning, TypeRefreshed), "refresh-repeat": ok(StatusProvisioning, TypeRefreshed),
 		"freeze": ok(StatusFrozen, TypeFrozen), "unfreeze": ok(StatusProvisioning),
 		"release": ok(StatusReleased, TypeReleased),
@@ -78,7 +100,10 @@ var want = map[string]map[string]outcome{
 		"order-info": ok(StatusProvisioning, TypeOrderQueried),
 	},
 	"active": {
-		"create": ok(StatusActive), "create-otherorder": fail(ErrIDInUse),
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusActive, TypeRefreshed), "expire": ok(StatusFrozen, TypeFrozen),
+		"upgrade-v1": ok(StatusActive, TypeUpgraded),
+		"create":     ok(StatusActive), "create-otherorder": fail(ErrIDInUse),
 		"refresh": ok(StatusActive, TypeRefreshed), "refresh-repeat": ok(StatusActive),
 		"freeze": ok(StatusFrozen, TypeFrozen), "unfreeze": ok(StatusActive),
 		"release": ok(StatusReleased, TypeReleased),
@@ -87,7 +112,10 @@ var want = map[string]map[string]outcome{
 		"order-info": ok(StatusActive, TypeOrderQueried),
 	},
 	"frozen": {
-		"create": ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusActive, TypeRefreshed, TypeUnfrozen), "expire": ok(StatusFrozen),
+		"upgrade-v1": ok(StatusFrozen, TypeUpgraded),
+		"create":     ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
 		"refresh": ok(StatusFrozen, TypeRefreshed), "refresh-repeat": ok(StatusFrozen),
 		"freeze": ok(StatusFrozen), "unfreeze": ok(StatusActive, TypeUnfrozen),
 		"release": ok(StatusReleased, TypeReleased),
@@ -96,7 +124,10 @@ var want = map[string]map[string]outcome{
 		"order-info": ok(StatusFrozen, TypeOrderQueried),
 	},
 	"frozen-unprov": {
-		"create": ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusProvisioning, TypeRefreshed, TypeUnfrozen), "expire": ok(StatusFrozen),
+		"upgrade-v1": ok(StatusFrozen, TypeUpgraded),
+		"create":     ok(StatusFrozen), "create-otherorder": fail(ErrIDInUse),
 		"refresh": ok(StatusFrozen, TypeRefreshed), "refresh-repeat": ok(StatusFrozen, TypeRefreshed),
 		"freeze": ok(StatusFrozen), "unfreeze": ok(StatusProvisioning, TypeUnfrozen),
 		"release": ok(StatusReleased, TypeReleased),
@@ -106,6 +137,8 @@ var want = map[string]map[string]outcome{
 		"order-info":  ok(StatusFrozen, TypeOrderQueried),
 	},
 	"released": {
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": fail(ErrNotFound), "expire": fail(ErrNotFound), "upgrade-v1": fail(ErrNotFound),
 		"create": ok(StatusReleased), "create-otherorder": fail(ErrIDInUse),
 		"refresh": fail(ErrNotFound), "refresh-repeat": fail(ErrNotFound),
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": ok(StatusReleased),
@@ -114,12 +147,39 @@ var want = map[string]map[string]outcome{
 		"order-info": ok(StatusReleased, TypeOrderQueried),
 	},
 	"failed": {
+		"create-v1": fail(ErrIDInUse), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": fail(ErrNotFound), "expire": fail(ErrNotFound), "upgrade-v1": fail(ErrNotFound),
 		"create": fail(errRefused), "create-otherorder": fail(ErrIDInUse),
 		"refresh": fail(ErrNotFound), "refresh-repeat": fail(ErrNotFound),
 		"freeze": fail(ErrNotFound), "unfreeze": fail(ErrNotFound), "release": ok(StatusReleased, TypeReleased),
 		"upgrade": fail(ErrNotFound), "upgrade-repeat": fail(ErrNotFound), "check": fail(ErrNotFound),
 		"provisioned": ok(StatusActive, TypeProvisioned), "prov-failed": ok(StatusFailed),
 		"order-info": ok(StatusFailed, TypeOrderQueried),
+	},
+	"v1-active": {
+		"create": fail(ErrIDInUse), "create-otherorder": fail(ErrIDInUse),
+		"refresh": ok(StatusActive, TypeRefreshed), "refresh-repeat": ok(StatusActive, TypeRefreshed),
+		"freeze": ok(StatusFrozen, TypeFrozen), "unfreeze": ok(StatusActive),
+		"release": ok(StatusReleased, TypeReleased),
+		"upgrade": ok(StatusActive, TypeUpgraded), "upgrade-repeat": ok(StatusActive, TypeUpgraded),
+		"check": ok(StatusActive), "provisioned": ok(StatusActive), "prov-failed": ok(StatusActive),
+		"order-info": ok(StatusActive, TypeOrderQueried),
+		"create-v1":  ok(StatusActive), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusActive, TypeRefreshed), "expire": ok(StatusFrozen, TypeFrozen),
+		"upgrade-v1": ok(StatusActive, TypeUpgraded),
+	},
+	"v1-expired": {
+		"create": fail(ErrIDInUse), "create-otherorder": fail(ErrIDInUse),
+		// A V2 renewal never unfreezes; a V1 renewal reactivates.
+		"refresh": ok(StatusFrozen, TypeRefreshed), "refresh-repeat": ok(StatusFrozen, TypeRefreshed),
+		"freeze": ok(StatusFrozen), "unfreeze": ok(StatusActive, TypeUnfrozen),
+		"release": ok(StatusReleased, TypeReleased),
+		"upgrade": ok(StatusFrozen, TypeUpgraded), "upgrade-repeat": ok(StatusFrozen, TypeUpgraded),
+		"check": ok(StatusFrozen), "provisioned": ok(StatusFrozen), "prov-failed": ok(StatusFrozen),
+		"order-info": ok(StatusFrozen, TypeOrderQueried),
+		"create-v1":  ok(StatusFrozen), "create-v1-otherproduct": fail(ErrIDInUse),
+		"refresh-v1": ok(StatusActive, TypeRefreshed, TypeUnfrozen), "expire": ok(StatusFrozen),
+		"upgrade-v1": ok(StatusFrozen, TypeUpgraded),
 	},
 }
 
@@ -143,9 +203,17 @@ func TestDecideEveryStateCommandPair(t *testing.T) {
 			}
 			t.Run(sn+"/"+cn, func(t *testing.T) {
 				before := fmt.Sprintf("%+v", s)
-				events, err := Decide(s, c)
+				if _, err := Decide(s, c); err == nil {
+					if after := fmt.Sprintf("%+v", s); after != before {
+						t.Fatalf("Decide mutated its input state")
+					}
+				}
+				// The command is decided until it decides nothing: every
+				// command but a V1 renewal of a frozen instance settles
+				// after one event.
+				events, next, err := Settle(s, c)
 				if after := fmt.Sprintf("%+v", s); after != before {
-					t.Fatalf("Decide mutated its input state")
+					t.Fatalf("Settle mutated its input state")
 				}
 				switch {
 				case w.err == errRefused:
@@ -166,10 +234,8 @@ func TestDecideEveryStateCommandPair(t *testing.T) {
 					t.Fatalf("unexpected error %v", err)
 				}
 				var types []string
-				next := s
 				for _, e := range events {
 					types = append(types, e.EventType())
-					next = Evolve(next, e)
 				}
 				if fmt.Sprint(types) != fmt.Sprint(w.events) {
 					t.Fatalf("events = %v, want %v", types, w.events)
@@ -177,8 +243,8 @@ func TestDecideEveryStateCommandPair(t *testing.T) {
 				if next.Status != w.status {
 					t.Fatalf("status after = %s, want %s", next.Status, w.status)
 				}
-				// Deciding the same command again on the new state is a no-op
-				// (every command is idempotent), except where it is errRefused.
+				// Deciding the same command again on the settled state is a
+				// no-op (every command is idempotent).
 				again, err := Decide(next, c)
 				if err == nil && len(again) != 0 {
 					t.Fatalf("repeat of %s produced %v", cn, again)
@@ -291,5 +357,80 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if _, err := Decode(TypeCreated, 1, []byte(`{`)); err == nil {
 		t.Fatal("bad json accepted")
+	}
+}
+
+func TestV1EvolveDetails(t *testing.T) {
+	s := fixtures()["v1-active"]
+	if s.V1 == nil || !s.V1.PayPerUse() || !s.V1.Metered() || s.ProductID != "p-1" || s.V1.OrderAmount != "0.125" {
+		t.Fatalf("V1 order not folded: %+v", s)
+	}
+	nine := int64(9)
+	u := Upgraded{OrderID: "u-9", V1: &V1Upgrade{SKUCode: "sku-9", ProductID: "p-9", DiskSize: &nine, ExtendParams: map[string]string{"a": "b"}}}
+	after := Evolve(s, u)
+	if after.ProductID != "p-9" || after.SKUCode != "sku-9" || after.V1.DiskSize == nil || *after.V1.DiskSize != 9 ||
+		after.V1.ProductID != "p-9" || after.V1.ExtendParams["a"] != "b" || !after.HasOrder("upgrade", "u-9", "") {
+		t.Fatalf("V1 upgrade not folded: %+v %+v", after, after.V1)
+	}
+	if s.V1.DiskSize != nil || s.V1.ProductID != "p-1" {
+		t.Fatal("Evolve changed the V1 order of an earlier state")
+	}
+	exp := fixtures()["v1-expired"]
+	if exp.FrozenReason != FrozenExpired || exp.AppInfo == nil {
+		t.Fatalf("expiry must freeze and keep the app info: %+v", exp)
+	}
+	if back := Evolve(exp, Unfrozen{}); back.FrozenReason != "" || back.Status != StatusActive {
+		t.Fatalf("unfreeze after expiry: %+v", back)
+	}
+	trial := Fold(Created{InstanceID: "t", OrderID: "o", BusinessID: "t", V1: &V1Order{ProductID: "p", Trial: true, ExpireTime: expiry}})
+	if !trial.Trial || !trial.ExpireTime.Equal(expiry) || trial.V1.PayPerUse() {
+		t.Fatalf("trial V1 order: %+v", trial)
+	}
+	// A V1 create without productId, with an order line, or with an unknown
+	// charging mode is invalid.
+	bad := ChargingMode(2)
+	for _, c := range []Create{
+		{InstanceID: "x", OrderID: "o", V1: &V1Order{}},
+		{InstanceID: "x", OrderID: "o", OrderLineID: "l", V1: &V1Order{ProductID: "p"}},
+		{InstanceID: "x", OrderID: "o", V1: &V1Order{ProductID: "p", ChargingMode: &bad}},
+	} {
+		if _, err := Decide(State{}, c); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Decide(%+v) err = %v, want ErrInvalid", c, err)
+		}
+	}
+	// A non-pay-per-use order is one instance per order: the product does
+	// not matter for the repeat.
+	period := Fold(Created{InstanceID: "q", OrderID: "o", BusinessID: "q", V1: &V1Order{ProductID: "p"}})
+	if ev, err := Decide(period, Create{InstanceID: "q", OrderID: "o", BusinessID: "q", V1: &V1Order{ProductID: "p-other"}}); err != nil || len(ev) != 0 {
+		t.Fatalf("repeat of a period order = %v, %v; want a no-op", ev, err)
+	}
+}
+
+func TestV1EventsRoundTrip(t *testing.T) {
+	one, ppu := int64(1), ChargingPayPerUse
+	events := []Event{
+		Created{InstanceID: "i", OrderID: "o", BusinessID: "b", V1: &V1Order{ProductID: "p", ChargingMode: &ppu, Trial: true,
+			ExpireTime: expiry, OrderAmount: "1.500", Amount: &one, ExtendParams: map[string]string{"k": "v"}, MobilePhone: "15905222222"}},
+		Refreshed{Scene: SceneRenewal, OrderID: "o", ExpireTime: expiry, PeriodType: "month", PeriodNumber: 3, OrderAmount: "-2"},
+		Frozen{Reason: FrozenExpired}, Released{OrderID: "o", OrderAmount: "0"},
+		Upgraded{OrderID: "o", V1: &V1Upgrade{SKUCode: "s", ProductID: "p", BandWidth: &one}},
+	}
+	for _, e := range events {
+		typ, v, data, err := Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(typ, v, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(got)
+		if string(a) != string(data) || got.EventType() != e.EventType() {
+			t.Fatalf("round trip %s: got %s want %s", typ, a, data)
+		}
+	}
+	// Events written before V1 existed still decode.
+	if e, err := Decode(TypeFrozen, 1, []byte(`{}`)); err != nil || e != (Frozen{}) {
+		t.Fatalf("old Frozen = %#v, %v", e, err)
 	}
 }

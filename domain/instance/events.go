@@ -36,6 +36,8 @@ type Created struct {
 	OrderID     string `json:"orderId"`
 	OrderLineID string `json:"orderLineId"`
 	BusinessID  string `json:"businessId"`
+	// V1 is set for a SaaS V1 instance: the order and buyer details.
+	V1 *V1Order `json:"v1,omitempty"`
 }
 
 // Provisioned: the vendor side is ready; AppInfo is what the buyer gets.
@@ -56,10 +58,17 @@ type Refreshed struct {
 	OrderLineID string    `json:"orderLineId"`
 	ProductID   string    `json:"productId,omitempty"`
 	ExpireTime  time.Time `json:"expireTime"`
+	// SaaS V1 details of the renewal order.
+	PeriodType   string `json:"periodType,omitempty"`
+	PeriodNumber int    `json:"periodNumber,omitempty"`
+	OrderAmount  string `json:"orderAmount,omitempty"`
 }
 
-// Frozen: the instance is unusable; its data is kept.
-type Frozen struct{}
+// Frozen: the instance is unusable; its data is kept. Reason is empty for
+// a status change, FrozenExpired for a SaaS V1 expiry.
+type Frozen struct {
+	Reason string `json:"reason,omitempty"`
+}
 
 // Unfrozen: the instance is usable again.
 type Unfrozen struct{}
@@ -69,12 +78,15 @@ type Unfrozen struct{}
 type Released struct {
 	OrderID     string `json:"orderId,omitempty"`
 	OrderLineID string `json:"orderLineId,omitempty"`
+	OrderAmount string `json:"orderAmount,omitempty"`
 }
 
-// Upgraded: an upgrade or expansion order was applied.
+// Upgraded: an upgrade or expansion order was applied. V1 holds what a
+// SaaS V1 upgrade changed.
 type Upgraded struct {
-	OrderID     string `json:"orderId"`
-	OrderLineID string `json:"orderLineId"`
+	OrderID     string     `json:"orderId"`
+	OrderLineID string     `json:"orderLineId"`
+	V1          *V1Upgrade `json:"v1,omitempty"`
 }
 
 // EventType implements Event.
@@ -127,7 +139,7 @@ func Decode(typ string, version int, data []byte) (Event, error) {
 	case TypeRefreshed:
 		e = &Refreshed{}
 	case TypeFrozen:
-		return Frozen{}, nil
+		e = &Frozen{}
 	case TypeUnfrozen:
 		return Unfrozen{}, nil
 	case TypeReleased:
@@ -158,6 +170,8 @@ func deref(e Event) Event {
 	case *Released:
 		return *v
 	case *Upgraded:
+		return *v
+	case *Frozen:
 		return *v
 	case *OrderQueried:
 		return *v

@@ -10,6 +10,13 @@ func Evolve(s State, e Event) State {
 		s.ID = e.InstanceID
 		s.Status = StatusProvisioning
 		s.OrderID, s.OrderLineID, s.BusinessID = e.OrderID, e.OrderLineID, e.BusinessID
+		if e.V1 != nil {
+			s.V1 = e.V1.clone()
+			s.ProductID, s.SKUCode, s.Trial = e.V1.ProductID, e.V1.SKUCode, e.V1.Trial
+			if !e.V1.ExpireTime.IsZero() {
+				s.ExpireTime = e.V1.ExpireTime
+			}
+		}
 	case Provisioned:
 		app := e.AppInfo
 		s.AppInfo, s.Provisioned, s.Failure = &app, true, nil
@@ -29,15 +36,16 @@ func Evolve(s State, e Event) State {
 		}
 		s.Orders = withOrder(s.Orders, orderKey(refreshKind(e.Scene), e.OrderID, e.OrderLineID))
 	case Frozen:
-		s.Status = StatusFrozen
+		s.Status, s.FrozenReason = StatusFrozen, e.Reason
 	case Unfrozen:
+		s.FrozenReason = ""
 		if s.Provisioned {
 			s.Status = StatusActive
 		} else {
 			s.Status = StatusProvisioning
 		}
 	case Released:
-		s.Status = StatusReleased
+		s.Status, s.FrozenReason = StatusReleased, ""
 	case OrderQueried:
 		info := e.Info
 		s.Order = &info
@@ -50,6 +58,31 @@ func Evolve(s State, e Event) State {
 	case Upgraded:
 		s.Upgrades++
 		s.Orders = withOrder(s.Orders, orderKey("upgrade", e.OrderID, e.OrderLineID))
+		if u := e.V1; u != nil {
+			if u.ProductID != "" {
+				s.ProductID = u.ProductID
+			}
+			if u.SKUCode != "" {
+				s.SKUCode = u.SKUCode
+			}
+			if s.V1 != nil {
+				v := s.V1.clone()
+				v.ProductID, v.SKUCode = s.ProductID, s.SKUCode
+				if u.Amount != nil {
+					v.Amount = u.Amount
+				}
+				if u.DiskSize != nil {
+					v.DiskSize = u.DiskSize
+				}
+				if u.BandWidth != nil {
+					v.BandWidth = u.BandWidth
+				}
+				if u.ExtendParams != nil {
+					v.ExtendParams = u.ExtendParams
+				}
+				s.V1 = v
+			}
+		}
 	}
 	return s
 }

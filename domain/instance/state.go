@@ -1,4 +1,4 @@
-// Package instance is the Instance aggregate of SaaS V2 (and later SaaS V1 and
+// Package instance is the Instance aggregate of SaaS V2 and SaaS V1 (and later
 // License C): its states, commands, events and the two pure functions that
 // drive it, Decide and Evolve. It does no I/O.
 package instance
@@ -64,6 +64,14 @@ type State struct {
 	Failure     *Failure  `json:"failure,omitempty"`
 	ExpireTime  time.Time `json:"expireTime,omitempty"`
 	ProductID   string    `json:"productId,omitempty"`
+	// SKUCode is the specification (SaaS V1 newInstance and upgrade).
+	SKUCode string `json:"skuCode,omitempty"`
+	// V1 holds the SaaS V1 order details (nil for other families), with
+	// the linear attributes as changed by upgrades.
+	V1 *V1Order `json:"v1,omitempty"`
+	// FrozenReason is the reason of the current freeze (FrozenExpired for a
+	// SaaS V1 expiry); empty when not frozen.
+	FrozenReason string `json:"frozenReason,omitempty"`
 	// Order is the last Query Order answer recorded for the instance.
 	Order *OrderInfo `json:"order,omitempty"`
 	// Trial is set when Query Order called the creating order a trial.

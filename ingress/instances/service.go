@@ -155,26 +155,56 @@ func (s *Service) watch(id string) (chan struct{}, func()) {
 // or a *instance.RefusedError for a refused provisioning.
 func (s *Service) Create(ctx context.Context, orderID, orderLineID, businessID string, cause event.Causation, budget time.Duration) (instance.State, error) {
 	idx := eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, orderLineID}}
-	id, seq, bound, err := s.bind(ctx, idx, 0, businessID, cause)
+	return s.create(ctx, idx, instance.Create{OrderID: orderID, OrderLineID: orderLineID, BusinessID: businessID}, cause, budget)
+}
+
+// V1IndexKey is the marker key of SaaS V1 bindings in the order index: a
+// V1 order is bound at (orderId, "saas-v1"), a pay-per-use one at
+// (orderId, "saas-v1", productId). No V2 binding has this shape (V2 order
+// line ids are KooGallery's "<orderId>-NNNNNN").
+const V1IndexKey = "saas-v1"
+
+// V1Index returns the order-index stream of a SaaS V1 newInstance
+// (codes-and-rules.md §3): keyed on orderId, or on orderId + productId for
+// pay-per-use, where one order may yield several instances.
+func V1Index(orderID string, o *instance.V1Order) eventstore.StreamID {
+	if o.PayPerUse() {
+		return eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, V1IndexKey, o.ProductID}}
+	}
+	return eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{orderID, V1IndexKey}}
+}
+
+// CreateV1 is SaaS V1 newInstance, with the same guarantees as Create: the
+// order (pay-per-use: order and product) is bound to an instance id exactly
+// once, so a retry and the re-call KooGallery makes when the buyer opens the
+// resource details answer the same instance and never create a second one.
+func (s *Service) CreateV1(ctx context.Context, orderID, businessID string, order instance.V1Order, cause event.Causation, budget time.Duration) (instance.State, error) {
+	return s.create(ctx, V1Index(orderID, &order), instance.Create{OrderID: orderID, BusinessID: businessID, V1: &order}, cause, budget)
+}
+
+// create binds idx to the request's businessId (or reads the binding) and
+// creates the instance. cmd carries the order; its ids are filled in here.
+func (s *Service) create(ctx context.Context, idx eventstore.StreamID, cmd instance.Create, cause event.Causation, budget time.Duration) (instance.State, error) {
+	id, seq, bound, err := s.bind(ctx, idx, 0, cmd.BusinessID, cause)
 	if err != nil {
 		return instance.State{}, err
 	}
-	st, err := s.createAndWait(ctx, id, bound, orderID, orderLineID, cause, budget)
+	st, err := s.createAndWait(ctx, id, bound, cmd, cause, budget)
 	if errors.Is(err, instance.ErrIDInUse) {
 		// The bound id is already another order's instance (a businessId
 		// reused by the caller): bind a fresh id instead, once. Concurrent
 		// duplicates race on the index's expected sequence as before.
 		s.log.Warn("businessId already names another order's instance; binding a generated instanceId",
-			"businessId", id, "orderId", orderID, "orderLineId", orderLineID)
+			"businessId", id, "orderId", cmd.OrderID, "orderLine", strings.Join(idx.Keys[1:], "/"))
 		if id, _, bound, err = s.bind(ctx, idx, seq, uuid.Must(uuid.NewV7()).String(), cause); err != nil {
 			return instance.State{}, err
 		}
-		st, err = s.createAndWait(ctx, id, bound, orderID, orderLineID, cause, budget)
+		st, err = s.createAndWait(ctx, id, bound, cmd, cause, budget)
 	}
 	return st, err
 }
 
-func (s *Service) createAndWait(ctx context.Context, id string, bound bool, orderID, orderLineID string, cause event.Causation, budget time.Duration) (instance.State, error) {
+func (s *Service) createAndWait(ctx context.Context, id string, bound bool, cmd instance.Create, cause event.Causation, budget time.Duration) (instance.State, error) {
 	if bound {
 		// This request reserved the id: the instance should not exist yet
 		// (if it does, the append conflicts and the repository reloads).
@@ -182,7 +212,8 @@ func (s *Service) createAndWait(ctx context.Context, id string, bound bool, orde
 	}
 	wake, stop := s.watch(id)
 	defer stop()
-	st, _, err := s.repo.Execute(ctx, id, instance.Create{InstanceID: id, OrderID: orderID, OrderLineID: orderLineID, BusinessID: id}, cause)
+	cmd.InstanceID, cmd.BusinessID = id, id
+	st, _, err := s.repo.Execute(ctx, id, cmd, cause)
 	if err != nil {
 		return st, err
 	}
@@ -196,7 +227,7 @@ func (s *Service) createAndWait(ctx context.Context, id string, bound bool, orde
 // the common case, and the append with an expected sequence is the one
 // decision point across all replicas.
 func (s *Service) bind(ctx context.Context, idx eventstore.StreamID, expected uint64, candidate string, cause event.Causation) (id string, seq uint64, bound bool, err error) {
-	line := idx.Keys[0] + "/" + idx.Keys[1]
+	line := strings.Join(idx.Keys, "/")
 	typ, ver, data, err := instance.Encode(instance.Bound{InstanceID: candidate})
 	if err != nil {
 		return "", 0, false, err
@@ -286,6 +317,23 @@ func (s *Service) Execute(ctx context.Context, id string, cmd instance.Command, 
 		}
 	}
 	return st, err
+}
+
+// Settle runs cmd on an existing instance until it decides nothing (at most
+// instance.MaxSettleSteps appends, one event each): a SaaS V1 renewal of a
+// frozen instance is the renewal, then the reactivation. Each append is
+// atomic on its own; a crash between two leaves a state from which the
+// same command (KooGallery's retry) goes on.
+func (s *Service) Settle(ctx context.Context, id string, cmd instance.Command, cause event.Causation) (instance.State, error) {
+	var st instance.State
+	for range instance.MaxSettleSteps {
+		var events []instance.Event
+		var err error
+		if st, events, err = s.repo.Execute(ctx, id, cmd, cause); err != nil || len(events) == 0 {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // Get returns the instance's state, reflecting every event acknowledged

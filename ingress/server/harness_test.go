@@ -68,6 +68,15 @@ const (
 	pathRefuse   = "/koogallery/v2-refuse"
 	pathB64      = "/koogallery/v2-b64"
 
+	// SaaS V1 routes (v1_test.go): pathV1 has the vectors.md test key.
+	keyV1Old      = "V1-ROTATION-OLD-KEY-000000009"
+	keyV1Window   = "V1-WINDOW-ROUTE-KEY-00000010"
+	pathV1        = "/koogallery/v1"
+	pathV1Rotate  = "/koogallery/v1-rotate" // keyV1Old, then keyMain
+	pathV1AES128  = "/koogallery/v1-aes128" // keyMain, encryptType 2
+	pathV1Window  = "/koogallery/v1-window" // timestampWindow 60s
+	v1WindowWidth = time.Minute
+
 	memoChinese   = "开通成功"
 	refusalCode   = "000100"
 	refusalReason = "no capacity left in this region, try again tomorrow"
@@ -87,6 +96,10 @@ func testRoutes() []config.Route {
 		{Path: pathBlock, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: keyBlock}}},
 		{Path: pathRefuse, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: keyRefuse}}},
 		{Path: pathB64, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: base64.StdEncoding.EncodeToString([]byte(keyB64Plain)), Base64: true}}},
+		{Path: pathV1, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyMain}}},
+		{Path: pathV1Rotate, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyV1Old}, {Value: keyMain}}},
+		{Path: pathV1AES128, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyMain}}, EncryptType: "2"},
+		{Path: pathV1Window, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyV1Window}}, TimestampWindow: v1WindowWidth},
 	}
 }
 
@@ -384,6 +397,7 @@ type harnessConfig struct {
 	env    *env
 	opts   server.Options
 	policy server.ChangePolicy
+	usage  server.UsageSource
 	ready  func(context.Context) error
 	signer signer
 }
@@ -405,6 +419,8 @@ func withClock(now func() time.Time) harnessOpt {
 
 func withPolicy(p server.ChangePolicy) harnessOpt { return func(c *harnessConfig) { c.policy = p } }
 
+func withUsage(u server.UsageSource) harnessOpt { return func(c *harnessConfig) { c.usage = u } }
+
 func withReady(f func(context.Context) error) harnessOpt {
 	return func(c *harnessConfig) { c.ready = f }
 }
@@ -425,7 +441,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	}
 	e := cfg.env
 	srv, err := server.New(e.routes, server.Deps{
-		Instances: e.svc, Store: e.store, Nonces: e.guard, Policy: cfg.policy, Ready: cfg.ready,
+		Instances: e.svc, Store: e.store, Nonces: e.guard, Policy: cfg.policy, Usage: cfg.usage, Ready: cfg.ready,
 	}, cfg.opts, e.log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -58,6 +58,9 @@ type Deps struct {
 	Store     eventstore.Store
 	Nonces    NonceGuard
 	Policy    ChangePolicy
+	// Usage reports the usage of metered SaaS V1 instances in queryInstance;
+	// nil: metered instances answer an empty usageInfo.
+	Usage UsageSource
 	// Ready reports whether the service can take calls (for /readyz).
 	Ready func(context.Context) error
 }
@@ -148,6 +151,10 @@ func New(routes []config.Route, deps Deps, opts Options, log *slog.Logger) (*Ser
 		switch r.Family {
 		case config.FamilySaaSV2:
 			e.POST(r.Path, s.serveV2(ep))
+		case config.FamilySaaSV1:
+			h := s.serveV1(ep)
+			e.GET(r.Path, h)
+			e.POST(r.Path, h)
 		default:
 			return nil, fmt.Errorf("server: route %s: family %q is not served", r.Path, r.Family)
 		}
@@ -182,7 +189,11 @@ func (s *Server) noMethod(c *gin.Context) {
 		c.String(http.StatusNotFound, "404 page not found")
 		return
 	}
-	s.writePlain(c, ep, http.StatusMethodNotAllowed, "method not allowed: use POST")
+	allowed := "POST"
+	if ep.route.Family == config.FamilySaaSV1 {
+		allowed = "GET or POST"
+	}
+	s.writePlain(c, ep, http.StatusMethodNotAllowed, "method not allowed: use "+allowed)
 }
 
 func (s *Server) recovered(c *gin.Context, v any) {
@@ -352,6 +363,8 @@ func codeOfResponse(resp any) string {
 		return r.ResultCode
 	case queryResponse:
 		return r.ResultCode
+	case interface{ code() string }: // the SaaS V1 answers
+		return r.code()
 	}
 	return "unknown"
 }
