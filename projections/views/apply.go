@@ -156,12 +156,24 @@ func foldInstance(r *Instance, seq uint64, env *event.Envelope, e instance.Event
 		if r != nil {
 			return r, nil // created twice: the first creation stands
 		}
-		return &Instance{
+		r := &Instance{
 			InstanceID: env.AggregateID, Status: string(instance.StatusProvisioning),
 			OrderID: c.OrderID, OrderLineID: c.OrderLineID, BusinessID: c.BusinessID,
 			Route: env.Causation.Route, TestFlag: env.Causation.TestFlag,
 			CreatedAt: ptr(t), LastEventSeq: seq, UpdatedAt: t,
-		}, nil
+		}
+		if v1 := c.V1; v1 != nil {
+			// A SaaS V1 newInstance carries the order itself (no Query Order).
+			r.ProductID, r.SKUCode, r.CustomerID = v1.ProductID, v1.SKUCode, v1.CustomerID
+			r.PeriodType, r.PeriodNumber, r.Trial = v1.PeriodType, v1.PeriodNumber, v1.Trial
+			if v1.ChargingMode != nil {
+				r.ChargingMode = v1ChargingMode(*v1.ChargingMode)
+			}
+			if !v1.ExpireTime.IsZero() {
+				r.ExpireTime = ptr(at(v1.ExpireTime))
+			}
+		}
+		return r, nil
 	}
 	if r == nil {
 		return nil, nil // an event for an instance the view never saw created
@@ -234,6 +246,22 @@ func foldInstance(r *Instance, seq uint64, env *event.Envelope, e instance.Event
 	}
 	r.LastEventSeq, r.UpdatedAt = seq, t
 	return r, lat
+}
+
+// v1ChargingMode names SaaS V1's integer charging modes as Query Order
+// does (outgoing.md §2.2), so that one filter finds both families.
+func v1ChargingMode(m instance.ChargingMode) string {
+	switch m {
+	case instance.ChargingPayPerUse:
+		return "ON_DEMAND"
+	case instance.ChargingPeriod:
+		return "PERIOD"
+	case instance.ChargingOneTime:
+		return "ONE_TIME"
+	case instance.ChargingPackage:
+		return "ON_DEMAND_PKG"
+	}
+	return ""
 }
 
 // orderTypeTrial is Query Order's order type of a trial order.
@@ -406,6 +434,10 @@ func foldFacts(f *factState, env *event.Envelope, e instance.Event, deltas map[f
 			return f // created twice: the first creation stands
 		}
 		f.CreatedDay, f.OrderID = day, e.OrderID
+		if e.V1 != nil { // a SaaS V1 creation carries its product and trial flag
+			f.setProduct(e.V1.ProductID, false)
+			f.Trial = e.V1.Trial
+		}
 	case instance.Provisioned:
 		metric = MetricProvisioned
 	case instance.ProvisioningFailed:

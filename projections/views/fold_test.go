@@ -98,6 +98,21 @@ func expectedViews(prefix string, recs []eventstore.Record) map[string][]string 
 				insts[id] = in
 				order = append(order, id)
 				fs.orderID, fs.day = c.OrderID, day
+				if v := c.V1; v != nil {
+					r := &in.row
+					r.ProductID, r.SKUCode, r.CustomerID, r.PeriodType, r.PeriodNumber = v.ProductID, v.SKUCode, v.CustomerID, v.PeriodType, v.PeriodNumber
+					r.ChargingMode = map[instance.ChargingMode]string{0: "ON_DEMAND", 1: "PERIOD", 3: "ONE_TIME", 5: "ON_DEMAND_PKG"}[*v.ChargingMode]
+					if !v.ExpireTime.IsZero() {
+						x := us(v.ExpireTime)
+						r.ExpireTime = &x
+					}
+					if v.ProductID != "" {
+						fs.product, in.firstProd, fs.first = v.ProductID, v.ProductID, v.ProductID
+					}
+					if v.Trial {
+						r.Trial, in.trialFact, fs.trial = true, true, true
+					}
+				}
 			}
 			continue
 		}

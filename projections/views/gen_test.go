@@ -102,7 +102,21 @@ func (g *logGen) instanceStep() {
 	s := in.state
 	var cmd instance.Command
 	if fresh || !s.Status.Exists() {
-		cmd = instance.Create{InstanceID: in.id, OrderID: "ord-" + in.id, OrderLineID: "line-" + in.id, BusinessID: "biz-" + in.id}
+		c := instance.Create{InstanceID: in.id, OrderID: "ord-" + in.id, OrderLineID: "line-" + in.id, BusinessID: "biz-" + in.id}
+		if g.intn("family", 3) == 0 { // a SaaS V1 creation carries its order
+			mode := instance.ChargingMode([]int{0, 1, 3, 5}[g.intn("v1 charging", 4)])
+			c.OrderLineID = ""
+			c.V1 = &instance.V1Order{
+				ProductID: g.pick("product", genProducts), SKUCode: g.pick("sku", []string{"", "sku-1"}),
+				CustomerID: g.pick("customer", []string{"", "cust-1"}), ChargingMode: &mode,
+				Trial: g.intn("v1 trial", 3) == 0, PeriodType: g.pick("period type", []string{"", "month"}),
+				PeriodNumber: g.intn("period", 3), OrderAmount: "12.340",
+			}
+			if g.intn("v1 expiry", 2) == 0 {
+				c.V1.ExpireTime = g.now.AddDate(0, 1, 0)
+			}
+		}
+		cmd = c
 	} else {
 		switch g.intn("command", 20) {
 		case 0, 1, 2, 3:
