@@ -8,6 +8,7 @@
 //	gallerist effects parked|redrive [flags]
 //	                               list and re-drive parked side effects
 //	gallerist kg call|load [flags] act as KooGallery toward a production URL
+//	gallerist license keygen|verify  the built-in License A issuer's keys
 //
 // Every flag can also be set from the environment as GALLERIST_<FLAG>, with
 // dashes as underscores (e.g. --nats-url → GALLERIST_NATS_URL); a flag on
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = effectsCmd(ctx, args[1:], stdout, stderr)
 	case "kg":
 		err = kg.Run(ctx, args[1:], stdout, stderr)
+	case "license":
+		err = licenseCmd(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -82,6 +85,8 @@ Commands:
           (effects redrive), through the query API of a running serve
   kg      act as KooGallery: kg call (one signed call, answer checked and
           decrypted), kg load (a signed call mix at a fixed rate or at most)
+  license license keygen (the built-in License A issuer's key pair), license
+          verify (check a license text offline with the public key)
 
 Run "gallerist <command> -h" for its flags. Every flag can also be set as
 GALLERIST_<FLAG> in the environment (e.g. GALLERIST_NATS_URL).

@@ -19,12 +19,18 @@ import (
 // authentication and the activity set of a route.
 type Family string
 
-// Families served today. Later: license-a, license-b, license-c.
+// Families served today. Later: license-c.
 const (
 	FamilySaaSV2 Family = "saas-v2"
 	// FamilySaaSV1 is the SaaS V1 family: GET (or the POST-body variant)
 	// authenticated with the V1 authToken (auth.md §3).
 	FamilySaaSV1 Family = "saas-v1"
+	// FamilyLicenseA is the legacy joint-operation License family
+	// (license.md §2): GET with the V1 authToken; the route needs an issuer.
+	FamilyLicenseA Family = "license-a"
+	// FamilyLicenseB is the License 2.0 authorization-code family
+	// (license.md §3): POST with the V2 signature.
+	FamilyLicenseB Family = "license-b"
 )
 
 // Key is one production key of a route. Two keys may be active during a
@@ -130,6 +136,8 @@ type Route struct {
 	// Webhook, when set, notifies the vendor of every lifecycle event (and,
 	// with provisioning, has the vendor create the tenant).
 	Webhook *Webhook `yaml:"webhook,omitempty"`
+	// Issuer produces the licenses of a license-a route (license.go).
+	Issuer *Issuer `yaml:"issuer,omitempty"`
 }
 
 // File is the whole configuration file.
@@ -185,9 +193,10 @@ func (r Route) Validate() error {
 		return fmt.Errorf("path %q must start with /", r.Path)
 	}
 	switch r.Family {
-	case FamilySaaSV2, FamilySaaSV1:
+	case FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB:
 	default:
-		return fmt.Errorf("path %s: unknown family %q (supported: %s, %s)", r.Path, r.Family, FamilySaaSV2, FamilySaaSV1)
+		return fmt.Errorf("path %s: unknown family %q (supported: %s, %s, %s, %s)", r.Path, r.Family,
+			FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB)
 	}
 	if len(r.Keys) < 1 || len(r.Keys) > 2 {
 		return fmt.Errorf("path %s: needs one or two keys, has %d", r.Path, len(r.Keys))
@@ -205,8 +214,11 @@ func (r Route) Validate() error {
 	if r.TimestampWindow < 0 {
 		return fmt.Errorf("path %s: timestampWindow must not be negative", r.Path)
 	}
-	if r.Family == FamilySaaSV1 && r.AllowPlainSHA256 {
-		return fmt.Errorf("path %s: allowPlainSHA256 is a SaaS V2 setting; a saas-v1 route authenticates with the V1 authToken", r.Path)
+	if (r.Family == FamilySaaSV1 || r.Family == FamilyLicenseA) && r.AllowPlainSHA256 {
+		return fmt.Errorf("path %s: allowPlainSHA256 is a V2 signature setting; a %s route authenticates with the V1 authToken", r.Path, r.Family)
+	}
+	if err := r.validateIssuer(); err != nil {
+		return fmt.Errorf("path %s: %w", r.Path, err)
 	}
 	if r.Webhook != nil {
 		if err := r.Webhook.Validate(); err != nil {
@@ -216,7 +228,7 @@ func (r Route) Validate() error {
 	return nil
 }
 
-// V1Window returns the optional SaaS V1 timeStamp window: 0 (the default)
+// V1Window returns the optional SaaS V1 (and License A) timeStamp window: 0 (the default)
 // means no skew rejection (auth.md §3.4).
 func (r Route) V1Window() time.Duration { return r.TimestampWindow }
 

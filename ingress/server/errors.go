@@ -6,7 +6,10 @@ import (
 
 	"github.com/gallerist/gallerist/bus/nonce"
 	"github.com/gallerist/gallerist/domain/instance"
+	"github.com/gallerist/gallerist/domain/license"
+	"github.com/gallerist/gallerist/domain/licensecode"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/ingress/licenses"
 )
 
 // resultOf maps any error of the pipeline to the KooGallery result code and
@@ -26,12 +29,18 @@ func resultOf(err error) (koogallery.Code, string) {
 			code = koogallery.CodeInternal
 		}
 		return code, koogallery.Refused(code, refused.Failure.Message).Message()
-	case errors.Is(err, instance.ErrNotFound):
+	case errors.Is(err, instance.ErrNotFound), errors.Is(err, license.ErrNotFound):
 		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage()
-	case errors.Is(err, instance.ErrIDInUse):
+	case errors.Is(err, licensecode.ErrNotFound):
+		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage() + ": authorization code does not exist"
+	case errors.Is(err, instance.ErrIDInUse), errors.Is(err, license.ErrIDInUse):
 		return koogallery.CodeInvalidParam, "param is invalid: businessId is already the instanceId of another order"
-	case errors.Is(err, instance.ErrInvalid):
+	case errors.Is(err, instance.ErrInvalid), errors.Is(err, license.ErrInvalid), errors.Is(err, licensecode.ErrInvalid):
 		return koogallery.CodeInvalidParam, "param is invalid: " + err.Error()
+	case errors.Is(err, licenses.ErrInProgress):
+		// license.md §2.1: never 000004 to getLicense; the next retry
+		// answers the license.
+		return koogallery.CodeInternal, "license generation in progress"
 	case errors.Is(err, nonce.ErrReplay):
 		return koogallery.CodeAuthFailed, "token is invalid: nonce already used"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -41,6 +41,7 @@ import (
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/instances"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/ingress/licenses"
 	"github.com/gallerist/gallerist/ingress/server"
 	"github.com/gallerist/gallerist/projections/provision"
 )
@@ -84,7 +85,7 @@ const (
 
 // testRoutes are the production routes every test server serves.
 func testRoutes() []config.Route {
-	return []config.Route{
+	return append([]config.Route{
 		{Path: pathMain, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: keyMain}}},
 		{Path: pathRotate, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: keyRotateOld}, {Value: keyRotateNew}}},
 		{Path: pathAES128, Family: config.FamilySaaSV2, Keys: []config.Key{{Value: keyAES128}}, EncryptType: "2"},
@@ -100,7 +101,7 @@ func testRoutes() []config.Route {
 		{Path: pathV1Rotate, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyV1Old}, {Value: keyMain}}},
 		{Path: pathV1AES128, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyMain}}, EncryptType: "2"},
 		{Path: pathV1Window, Family: config.FamilySaaSV1, Keys: []config.Key{{Value: keyV1Window}}, TimestampWindow: v1WindowWidth},
-	}
+	}, licenseRoutes()...) // license_test.go
 }
 
 // ---------------------------------------------------------------------------
@@ -224,14 +225,16 @@ func (l *logCapture) all() []string {
 // env: the shared infrastructure.
 
 type env struct {
-	nc     *nats.Conn
-	store  *eventstore.JetStreamStore
-	guard  *nonce.Guard
-	svc    *instances.Service
-	gate   *gateProvisioner
-	logs   *logCapture
-	log    *slog.Logger
-	routes []config.Route
+	nc      *nats.Conn
+	store   *eventstore.JetStreamStore
+	guard   *nonce.Guard
+	svc     *instances.Service
+	gate    *gateProvisioner
+	lic     *licenses.Service
+	licGate *licenseGate // the issuer of pathLicASlow
+	logs    *logCapture
+	log     *slog.Logger
+	routes  []config.Route
 }
 
 func newEnv(t testing.TB) *env {
@@ -320,7 +323,8 @@ func newEnv(t testing.TB) *env {
 			}
 		}
 	})
-	return &env{nc: nc, store: store, guard: guard, svc: svc, gate: gate, logs: logs, log: log, routes: routes}
+	lic, licGate := newLicenses(t, store, routes, log) // license_test.go
+	return &env{nc: nc, store: store, guard: guard, svc: svc, gate: gate, lic: lic, licGate: licGate, logs: logs, log: log, routes: routes}
 }
 
 // events returns the events of one stream of the store.
@@ -442,6 +446,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	e := cfg.env
 	srv, err := server.New(e.routes, server.Deps{
 		Instances: e.svc, Store: e.store, Nonces: e.guard, Policy: cfg.policy, Usage: cfg.usage, Ready: cfg.ready,
+		Licenses: e.lic,
 	}, cfg.opts, e.log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

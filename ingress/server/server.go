@@ -25,6 +25,7 @@ import (
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/instances"
 	"github.com/gallerist/gallerist/ingress/koogallery"
+	"github.com/gallerist/gallerist/ingress/licenses"
 )
 
 // NonceGuard remembers V2 nonces across all replicas (bus/nonce.Guard).
@@ -61,6 +62,9 @@ type Deps struct {
 	// Usage reports the usage of metered SaaS V1 instances in queryInstance;
 	// nil: metered instances answer an empty usageInfo.
 	Usage UsageSource
+	// Licenses serves the License A and B routes; nil: built on Store
+	// (default repository settings) when the routes have any.
+	Licenses *licenses.Service
 	// Ready reports whether the service can take calls (for /readyz).
 	Ready func(context.Context) error
 }
@@ -135,6 +139,13 @@ func New(routes []config.Route, deps Deps, opts Options, log *slog.Logger) (*Ser
 	if deps.Policy == nil {
 		deps.Policy = AcceptAll{}
 	}
+	if deps.Licenses == nil && hasLicenseRoutes(routes) {
+		svc, err := licenses.New(deps.Store, licenses.Config{Now: opts.Now}, routes, log)
+		if err != nil {
+			return nil, err
+		}
+		deps.Licenses = svc
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{deps: deps, opts: opts, log: log, metrics: NewMetrics(opts.Registry), byPath: map[string]*endpoint{}}
 	e := gin.New()
@@ -155,6 +166,12 @@ func New(routes []config.Route, deps Deps, opts Options, log *slog.Logger) (*Ser
 			h := s.serveV1(ep)
 			e.GET(r.Path, h)
 			e.POST(r.Path, h)
+		case config.FamilyLicenseA:
+			h := s.serveLicenseA(ep)
+			e.GET(r.Path, h)
+			e.POST(r.Path, h)
+		case config.FamilyLicenseB:
+			e.POST(r.Path, s.serveV2(ep))
 		default:
 			return nil, fmt.Errorf("server: route %s: family %q is not served", r.Path, r.Family)
 		}
@@ -190,7 +207,7 @@ func (s *Server) noMethod(c *gin.Context) {
 		return
 	}
 	allowed := "POST"
-	if ep.route.Family == config.FamilySaaSV1 {
+	if ep.route.Family == config.FamilySaaSV1 || ep.route.Family == config.FamilyLicenseA {
 		allowed = "GET or POST"
 	}
 	s.writePlain(c, ep, http.StatusMethodNotAllowed, "method not allowed: use "+allowed)
@@ -337,9 +354,10 @@ func (s *Server) handleV2(ctx context.Context, cl *call, query map[string][]stri
 	if err != nil {
 		return errorResult(err)
 	}
-	h, ok := saasV2Activities[activity]
+	activities, family := v2Activities(cl.ep.route.Family)
+	h, ok := activities[activity]
 	if !ok {
-		return errorResult(koogallery.Invalid("activity", "activity %q is not a SaaS V2 activity", truncate(activity, 40)))
+		return errorResult(koogallery.Invalid("activity", "activity %q is not a %s activity", truncate(activity, 40), family))
 	}
 	cl.activity = activity
 	if cl.debug, err = b.testFlag(); err != nil {
