@@ -1,8 +1,8 @@
 // Package openapi is Gallerist's client for KooGallery's open APIs, the calls
-// the vendor makes to KooGallery (spec/outgoing.md): today Query Order
-// (§2); usage push, the License upload and the authorization-code APIs
-// slot in later, one file per API on top of the shared transport in
-// client.go.
+// the vendor makes to KooGallery (spec/outgoing.md): Query Order (§2,
+// queryorder.go), the string/file upload of a License (§5, upload.go) and
+// the License B authorization-code APIs (§6–§8, licensecode.go), one file
+// per API on top of the shared transport in client.go.
 //
 // Transport rules (outgoing.md §1):
 //   - HTTPS only, the server certificate verified strictly. There is no

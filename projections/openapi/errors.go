@@ -42,14 +42,17 @@ type APIError struct {
 var temporaryCodes = map[string]bool{
 	"MKT.0999": true, // system internal error (usage push table; assumed shared)
 	"CBC.0999": true, // internal error (upload table)
+	"91381036": true, // inner error (upload table, HTTP 200)
+	"92020001": true, // other internal error (License B table); with HTTP 403 it is an authentication failure
 }
 
 // Temporary reports whether retrying later can help: HTTP 5xx or 429, a
-// documented internal-error code, or HTTP 200 with a malformed body (a
-// gateway hiccup is likelier than a schema change, which tolerant decoding
-// absorbs).
+// documented internal-error code (unless HTTP 403), or HTTP 200 with a
+// malformed body (a gateway hiccup is likelier than a schema change, which
+// tolerant decoding absorbs).
 func (e *APIError) Temporary() bool {
-	if e.HTTPStatus >= 500 || e.HTTPStatus == http.StatusTooManyRequests || temporaryCodes[e.ResultCode] {
+	if e.HTTPStatus >= 500 || e.HTTPStatus == http.StatusTooManyRequests ||
+		(temporaryCodes[e.ResultCode] && e.HTTPStatus != http.StatusForbidden) {
 		return true
 	}
 	return e.HTTPStatus == http.StatusOK && errors.Is(e.Err, ErrMalformedAnswer)

@@ -43,8 +43,9 @@ func (s Site) Valid() bool {
 // API names one open API, the key of its host list (outgoing.md §1 table).
 type API string
 
-// The open APIs of outgoing.md §1. Only APIQueryOrder has a client method
-// today; the others are named for their documented hosts.
+// The open APIs of outgoing.md §1, each named for its documented hosts.
+// Client methods: QueryOrder, UploadLicense, ActivateLicense, QueryLicense
+// (heartbeat) and ReportSoftwareUsage.
 const (
 	APIQueryOrder       API = "queryOrder"       // GET  /api/mkp-openapi-public/global/v1/order/query
 	APIUsagePush        API = "usagePush"        // POST /api/mkp-openapi-public/global/v1/isv/usage-data

@@ -5,7 +5,7 @@
 // mock orders (outgoing.md §2.3) plus configured ones, records every request
 // and can be told to fail the next calls.
 //
-// Each API lives in its own file (queryorder.go today) and registers its
+// Each API lives in its own file (queryorder.go, upload.go, license.go) and registers its
 // route in New; the gateway behaviour (routing, authentication, recording,
 // injected failures) is shared, in this file.
 //
@@ -82,6 +82,8 @@ type Server struct {
 	creds map[string]string
 	clock func() time.Time
 	mux   *http.ServeMux
+	lic   *licenseState // License B codes and calls (license.go)
+	up    *uploadState  // upload events and uploads (upload.go)
 
 	mu         sync.Mutex
 	orders     map[string]Order
@@ -97,6 +99,8 @@ func New(cfg Config) *Server {
 		clock:  cfg.Clock,
 		mux:    http.NewServeMux(),
 		orders: map[string]Order{},
+		lic:    newLicenseState(),
+		up:     newUploadState(),
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -115,6 +119,10 @@ func New(cfg Config) *Server {
 	}
 	// One line per API; each API's file defines its handler.
 	s.mux.HandleFunc("GET "+PathQueryOrder, s.queryOrder)
+	s.mux.HandleFunc("POST "+PathUpload, s.upload)
+	s.mux.HandleFunc(PathLicenseActivate, s.licenseActivate) // any method: 405 is the API's own answer (95000002)
+	s.mux.HandleFunc(PathLicenseHeartbeat, s.licenseHeartbeat)
+	s.mux.HandleFunc(PathLicenseUsage, s.licenseUsage)
 	return s
 }
 
