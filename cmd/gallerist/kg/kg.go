@@ -33,6 +33,14 @@ Act as KooGallery toward a production address.
 
   call   send one signed call, check the answer's Body-Sign, decrypt the app info
   load   drive the address with a realistic signed SaaS V2 mix and report latency
+  run    play one named scenario (lifecycles, retries, storms, dial test, negative
+         cases) and print every call; "kg run --list" lists them
+  conformance
+         check every spec rule: one PASS/FAIL line per rule, exit non-zero on a
+         failure, --json FILE for a report, --only REGEXP to select rules
+  serve  run the stand-in for KooGallery's open APIs (Query Order with the mock
+         orders, upload, License B codes), AK/SK-checked, on 127.0.0.1:8090;
+         "kg serve -h" for its flags
 
 The key comes from --key (--key-base64 if the console shows it base64-encoded)
 or from a routes file: --config FILE [--route PATH] (default route: the path of
@@ -57,6 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return runCall(ctx, args[1:], stdout, stderr, lookup)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr, lookup)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr, lookup)
+	case "run":
+		return runScenarioCmd(ctx, args[1:], stdout, stderr, lookup)
+	case "conformance":
+		return runConformance(ctx, args[1:], stdout, stderr, lookup)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, Usage)
 		return nil
