@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gallerist/gallerist/domain/event"
+	"github.com/gallerist/gallerist/domain/usage"
 	"github.com/gallerist/gallerist/projections/views"
 )
 
@@ -48,6 +49,12 @@ var componentNames = map[reflect.Type]string{
 	reflect.TypeFor[ParkedList]():         "ParkedList",
 	reflect.TypeFor[RedriveRequest]():     "RedriveRequest",
 	reflect.TypeFor[RedriveResult]():      "RedriveResult",
+	reflect.TypeFor[UsageReport]():        "UsageReport",
+	reflect.TypeFor[UsageInput]():         "UsageInput",
+	reflect.TypeFor[UsageReportResult]():  "UsageReportResult",
+	reflect.TypeFor[UsageRecordResult]():  "UsageRecordResult",
+	reflect.TypeFor[UsageList]():          "UsageList",
+	reflect.TypeFor[UsageEntry]():         "UsageEntry",
 }
 
 // fieldDocs describes fields of types from other packages (which have no
@@ -90,6 +97,13 @@ var fieldDocs = map[string]obj{
 	"ParkedEffect.eventType":  {"description": "Type of the parked instance event."},
 	"ParkedEffect.eventId":    {"description": "Id of the parked instance event."},
 	"ParkedEffect.instanceId": {"description": "The instance."},
+	"UsageInput.usageValue": {"description": "The usage: > 0, at most 4 decimals, at most 20 characters; a string (e.g. \"99\" or \"0.25\") or a number, kept as decimal text (never a float).",
+		"anyOf": []any{obj{"type": "string"}, obj{"type": "number"}}},
+	"UsageRecordResult.outcome": {"enum": []string{string(usage.OutcomeRecorded), string(usage.OutcomeDuplicate), string(usage.OutcomeConflict)}},
+	"UsageRecordResult.status":  {"enum": usageStatuses},
+	"UsageEntry.status":         {"enum": usageStatuses},
+	"UsageEntry.billing":        {"enum": []string{string(usage.BillingHourly), string(usage.BillingDaily)}},
+	"UsageInput.billing":        {"enum": []string{string(usage.BillingHourly), string(usage.BillingDaily)}},
 }
 
 // schemaGen builds schemas from Go types.
@@ -326,6 +340,7 @@ func (s *Server) openAPIJSON() ([]byte, error) {
 			"parameters":  paramDocs(parkedParams),
 			"responses":   common(obj{"200": jsonBody(reflect.TypeFor[ParkedList](), "The parked events.")}),
 		}},
+		"/v1/usage": usagePathDoc(g, jsonBody, common),
 		"/v1/effects/redrive": obj{"post": obj{
 			"operationId": "redrive", "summary": "Re-drive parked effects", "tags": []string{"effects"},
 			"description": "Runs the parked events of one instance (instanceId), or of every instance (instanceId omitted), of an effect " +
@@ -348,7 +363,7 @@ func (s *Server) openAPIJSON() ([]byte, error) {
 				"Errors answer {\"error\": \"…\", \"field\": \"…\"}.",
 		},
 		"tags": []any{
-			obj{"name": "instances"}, obj{"name": "statistics"}, obj{"name": "effects"}, obj{"name": "meta"},
+			obj{"name": "instances"}, obj{"name": "statistics"}, obj{"name": "effects"}, obj{"name": "usage"}, obj{"name": "meta"},
 		},
 		"security": []any{obj{"bearerAuth": []any{}}},
 		"paths":    paths,

@@ -337,7 +337,7 @@ func exampleValue(p map[string]any) string {
 func TestDocumentedParametersAreAccepted(t *testing.T) {
 	st := openViews(t, "sqlite://"+t.TempDir()+"/v.db")
 	project(t, st)
-	c := newClient(t, newServer(t, st, nil, Config{}))
+	c := newClient(t, newServer(t, st, nil, Config{Usage: newUsage(t, time.Now)}))
 	for p, item := range c.doc["paths"].(map[string]any) {
 		op, ok := item.(map[string]any)["get"].(map[string]any)
 		if !ok {

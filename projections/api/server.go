@@ -91,6 +91,9 @@ type Config struct {
 	// MaxPageSize bounds the limit of a listing and is the page size of
 	// the CSV export: 1..views.MaxPageSize; 0 means DefaultMaxPageSize.
 	MaxPageSize int
+	// Usage records and reads the vendor's usage (POST and GET /v1/usage);
+	// nil answers those 503.
+	Usage Usage
 }
 
 // Validate checks c; a zero MaxPageSize is valid (the default).
@@ -186,6 +189,8 @@ func New(vs *views.Store, log eventstore.Store, effects Effects, cfg Config, log
 	e.GET("/v1/stats", s.stats)
 	e.GET("/v1/effects/parked", s.parked)
 	e.POST("/v1/effects/redrive", s.redrive)
+	e.GET("/v1/usage", s.listUsage)
+	e.POST("/v1/usage", s.reportUsage)
 	s.engine = e
 	return s, nil
 }
