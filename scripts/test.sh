@@ -34,6 +34,24 @@ go test -race -count=1 ./...
 echo "== replay equals live on a 100k-event log (no race detector: it is slow under it)"
 go test -count=1 -run '^TestReplayEqualsLive$' ./projections/views/
 
+echo "== kg conformance against a fresh gallerist serve (embedded default)"
+kgdir=$(mktemp -d)
+go build -o "$kgdir/gallerist" ./cmd/gallerist
+"$kgdir/gallerist" serve --data-dir "$kgdir/data" --listen 127.0.0.1:0 >"$kgdir/serve.out" 2>"$kgdir/serve.log" &
+kgpid=$!
+kgurl=
+for _ in $(seq 1 300); do
+  kgurl=$(sed -n 's|^  POST \(http://[^ ]*\)$|\1|p' "$kgdir/serve.out")
+  if [ -n "$kgurl" ] && curl -fsS "${kgurl%/koogallery/demo}/healthz" >/dev/null 2>&1; then break; fi
+  kgurl=; sleep 0.1
+done
+if [ -z "$kgurl" ]; then echo "gallerist serve did not come up:"; cat "$kgdir/serve.log"; kill "$kgpid"; exit 1; fi
+kgrc=0
+"$kgdir/gallerist" kg conformance --config "$kgdir/data/demo-config.yaml" --url "$kgurl" --json "$kgdir/conformance.json" || kgrc=$?
+kill -TERM "$kgpid"; wait "$kgpid" || true
+rm -rf "$kgdir"
+if [ "$kgrc" -ne 0 ]; then exit "$kgrc"; fi
+
 echo "== fuzz (${FUZZTIME} each)"
 fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="$FUZZTIME" -parallel=1 "$2" 2>&1; }
 for pkg in $(go list ./...); do
