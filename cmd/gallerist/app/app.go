@@ -26,14 +26,17 @@ import (
 	"github.com/gallerist/gallerist/bus/aggregate"
 	"github.com/gallerist/gallerist/bus/eventstore"
 	"github.com/gallerist/gallerist/bus/nonce"
+	"github.com/gallerist/gallerist/domain/usage"
 	"github.com/gallerist/gallerist/ingress/config"
 	"github.com/gallerist/gallerist/ingress/instances"
+	"github.com/gallerist/gallerist/ingress/licenses"
 	"github.com/gallerist/gallerist/ingress/server"
 	"github.com/gallerist/gallerist/projections/api"
 	"github.com/gallerist/gallerist/projections/effects"
 	"github.com/gallerist/gallerist/projections/openapi"
 	"github.com/gallerist/gallerist/projections/provision"
 	"github.com/gallerist/gallerist/projections/queryorder"
+	"github.com/gallerist/gallerist/projections/usagepush"
 	"github.com/gallerist/gallerist/projections/views"
 	"github.com/gallerist/gallerist/projections/webhook"
 )
@@ -100,6 +103,16 @@ type Config struct {
 	// Getenv reads the webhook secrets (the variables the routes' webhook
 	// secretEnv names); nil means os.Getenv.
 	Getenv func(string) string
+	// UsageRoute names the SaaS V2 route whose (first) key signs the usage
+	// pushes to KooGallery (outgoing.md §3); empty turns the push off
+	// (POST /v1/usage still records the usage).
+	UsageRoute string
+	// UsageNumericValue sends usage_value as a JSON number (the
+	// international site's form) instead of a string.
+	UsageNumericValue bool
+	// UsageAllowLate accepts usage past KooGallery's reporting deadlines
+	// (the 21-day limit still holds).
+	UsageAllowLate bool
 }
 
 // Defaults returns the default configuration (no routes).
@@ -131,6 +144,15 @@ func (c Config) Validate() error {
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("no production routes configured")
+	}
+	if c.UsageRoute != "" {
+		r, ok := c.route(c.UsageRoute)
+		switch {
+		case !ok:
+			return fmt.Errorf("--usage-route %s: no such route", c.UsageRoute)
+		case r.Family != config.FamilySaaSV2:
+			return fmt.Errorf("--usage-route %s: usage pushes are signed with a SaaS V2 key, the route is %s", c.UsageRoute, r.Family)
+		}
 	}
 	if err := validateEffects(c.Effects); err != nil {
 		return err
@@ -169,6 +191,16 @@ func validateEffects(e effects.RunnerConfig) error {
 
 // kooGallery is the open-API configuration with its default site; AK and
 // SK are trimmed (a stray newline from a secrets file is no part of them).
+// route returns the route at path.
+func (c Config) route(path string) (config.Route, bool) {
+	for _, r := range c.Routes {
+		if r.Path == path {
+			return r, true
+		}
+	}
+	return config.Route{}, false
+}
+
 func (c Config) kooGallery() openapi.Config {
 	kg := c.KooGallery
 	if kg.Site == "" {
@@ -219,6 +251,8 @@ type App struct {
 	store    *eventstore.JetStreamStore
 	pool     *eventstore.Pool
 	svc      *instances.Service
+	licenses *licenses.Service
+	usage    *usagepush.Service
 	worker   *provision.Worker
 	hooks    map[string]webhook.Config // by route path; read-only after Start
 	runners  []*effects.Runner
@@ -308,6 +342,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
+	if hasLicenseRoutes(cfg.Routes) {
+		a.licenses, err = licenses.New(a.pool, licenses.Config{Aggregate: agg}, cfg.Routes, log.With("component", "licenses"))
+		if err != nil {
+			return nil, fmt.Errorf("licenses: %w", err)
+		}
+	}
+	rules := usage.DefaultRules()
+	rules.AllowLate = cfg.UsageAllowLate
+	a.usage, err = usagepush.NewService(a.pool, usagepush.ServiceConfig{Rules: rules, Aggregate: agg})
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
 	if !cfg.DisableProvisioner {
 		if err := a.startProvisioner(ctx); err != nil {
 			return nil, err
@@ -327,7 +373,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		}
 	}
 	srv, err := server.New(cfg.Routes, server.Deps{
-		Instances: a.svc, Store: a.pool, Nonces: guard, Ready: a.ready,
+		Instances: a.svc, Licenses: a.licenses, Store: a.pool, Nonces: guard, Ready: a.ready,
 	}, server.Options{
 		BodyLimit: cfg.BodyLimit, ProvisionBudget: cfg.ProvisionBudget, RequestTimeout: cfg.RequestTimeout,
 	}, log.With("component", "ingress"))
@@ -481,7 +527,28 @@ func (a *App) buildEffects() error {
 	} else if !a.cfg.DisableEffects {
 		a.log.Info("Query Order enrichment is off: set " + openapi.EnvAK + " and " + openapi.EnvSK + " to turn it on")
 	}
-	if len(handlers) == 0 {
+	var pusher *usagepush.Pusher
+	if a.cfg.UsageRoute != "" {
+		r, _ := a.cfg.route(a.cfg.UsageRoute) // Validate checked it
+		if len(r.Keys) == 0 {
+			return fmt.Errorf("--usage-route %s has no key", r.Path)
+		}
+		key, err := r.Keys[0].Bytes()
+		if err != nil {
+			return fmt.Errorf("--usage-route %s: key: %w", r.Path, err)
+		}
+		client, err := openapi.NewForUsage(a.cfg.kooGallery(), a.log)
+		if err != nil {
+			return fmt.Errorf("KooGallery usage push: %w", err)
+		}
+		pusher, err = usagepush.NewPusher(a.usage, client, usagepush.Config{
+			Key: key, Options: openapi.UsageOptions{NumericValue: a.cfg.UsageNumericValue},
+		}, a.log.With("component", "usagepush"))
+		if err != nil {
+			return err
+		}
+	}
+	if len(handlers) == 0 && pusher == nil {
 		return nil
 	}
 	js, err := jetstream.New(a.conns[3])
@@ -492,6 +559,16 @@ func (a *App) buildEffects() error {
 		r, err := effects.NewRunner(js, a.pool, a.store.Config().Stream, a.store.Config().Prefix, h, a.cfg.Effects, a.log)
 		if err != nil {
 			return fmt.Errorf("effect %s: %w", h.Name(), err)
+		}
+		a.runners = append(a.runners, r)
+	}
+	if pusher != nil {
+		// Usage lives on its own subjects (<prefix>.usage.instance.<id>); the
+		// same runner drives it there, in order per instance.
+		r, err := effects.NewRunner(js, usagepush.Namespace(a.pool), a.store.Config().Stream,
+			usagepush.Prefix(a.store.Config().Prefix), pusher, a.cfg.Effects, a.log)
+		if err != nil {
+			return fmt.Errorf("effect %s: %w", pusher.Name(), err)
 		}
 		a.runners = append(a.runners, r)
 	}
@@ -645,6 +722,17 @@ func isMulti(err error) bool {
 	return ok
 }
 
+// hasLicenseRoutes reports whether a route serves a License family.
+func hasLicenseRoutes(routes []config.Route) bool {
+	for _, r := range routes {
+		switch r.Family {
+		case config.FamilyLicenseA, config.FamilyLicenseB:
+			return true
+		}
+	}
+	return false
+}
+
 // ViewsDSN returns the DSN the read models use with cfg (its default is a
 // SQLite file in the data directory).
 func ViewsDSN(cfg Config) string {
@@ -687,7 +775,11 @@ func (a *App) startAPI() error {
 	if a.admin != nil {
 		eff = effectsAPI{admin: a.admin, log: a.log.With("component", "api")}
 	}
-	srv, err := api.New(a.views, a.pool, eff, api.Config{Tokens: a.cfg.APITokens}, a.log.With("component", "api"))
+	apiCfg := api.Config{Tokens: a.cfg.APITokens}
+	if a.usage != nil {
+		apiCfg.Usage = a.usage
+	}
+	srv, err := api.New(a.views, a.pool, eff, apiCfg, a.log.With("component", "api"))
 	if err != nil {
 		return err
 	}
@@ -804,6 +896,9 @@ func (a *App) close() {
 	}
 	if a.svc != nil {
 		a.svc.Close()
+	}
+	if a.licenses != nil {
+		a.licenses.Close() // waits for license generations still running
 	}
 	for _, nc := range a.conns {
 		// Flush only a live connection: one reconnecting to a node that is
