@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,8 +75,18 @@ type Repository[S, E, C any] struct {
 	cfg   Config
 	cache *lru.Cache[string, entry[S]]
 	seed  maphash.Seed
-	locks [256]sync.Mutex
+	locks [256]stripe
 }
+
+// stripe is one of the per-aggregate locks: a channel holding one token
+// while it is held, so that a waiter can give up when its context ends (a
+// sync.Mutex cannot), e.g. an ingress call behind a command whose append
+// was lost with a stopping NATS node and that holds the stripe until its
+// own, longer deadline.
+type stripe chan struct{}
+
+// unlock releases the stripe.
+func (l stripe) unlock() { <-l }
 
 // New builds a repository.
 func New[S, E, C any](store eventstore.Store, def Definition[S, E, C], cfg Config) (*Repository[S, E, C], error) {
@@ -94,7 +103,11 @@ func New[S, E, C any](store eventstore.Store, def Definition[S, E, C], cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: cache: %w", err)
 	}
-	return &Repository[S, E, C]{store: store, def: def, cfg: cfg, cache: cache, seed: maphash.MakeSeed()}, nil
+	r := &Repository[S, E, C]{store: store, def: def, cfg: cfg, cache: cache, seed: maphash.MakeSeed()}
+	for i := range r.locks {
+		r.locks[i] = make(stripe, 1)
+	}
+	return r, nil
 }
 
 func (r *Repository[S, E, C]) streamID(id string) eventstore.StreamID {
@@ -103,18 +116,34 @@ func (r *Repository[S, E, C]) streamID(id string) eventstore.StreamID {
 
 // lock serialises commands on one aggregate inside this process, so that
 // concurrent duplicates queue instead of conflicting; other processes are
-// kept consistent by the expected-sequence check of the append.
-func (r *Repository[S, E, C]) lock(id string) *sync.Mutex {
-	return &r.locks[maphash.String(r.seed, id)%uint64(len(r.locks))]
+// kept consistent by the expected-sequence check of the append. Aggregates
+// share 256 stripes. A caller whose ctx ends while it waits gets an error
+// wrapping ctx.Err() at once; the holder keeps the stripe.
+func (r *Repository[S, E, C]) lock(ctx context.Context, id string) (stripe, error) {
+	l := r.locks[maphash.String(r.seed, id)%uint64(len(r.locks))]
+	select {
+	case l <- struct{}{}:
+		return l, nil
+	default:
+	}
+	select {
+	case l <- struct{}{}:
+		return l, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("aggregate: waiting for %s %s: %w", r.def.Kind, id, ctx.Err())
+	}
 }
 
 // Execute decides cmd against aggregate id and appends the resulting
 // events. It returns the state after the command (unchanged for an
 // idempotent repeat), the events appended and the domain error, if any.
 func (r *Repository[S, E, C]) Execute(ctx context.Context, id string, cmd C, cause event.Causation) (S, []E, error) {
-	mu := r.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	l, err := r.lock(ctx, id)
+	if err != nil {
+		var zero S
+		return zero, nil, err
+	}
+	defer l.unlock()
 
 	cur, err := r.cached(ctx, id)
 	if err != nil {
@@ -126,8 +155,9 @@ func (r *Repository[S, E, C]) Execute(ctx context.Context, id string, cmd C, cau
 		events, derr := r.def.Decide(cur.state, cmd)
 		if derr != nil || len(events) == 0 {
 			// A refusal or a no-op decided on a cached state may be stale
-			// (another replica wrote since): confirm against the store's
-			// last sequence once before answering.
+			// (another replica wrote since): confirm against the stream
+			// leader once before answering (a lagging replica could
+			// confirm the stale state).
 			if !verified && !r.cfg.SingleWriter {
 				verified = true
 				fresh, changed, err := r.refresh(ctx, id, cur)
@@ -154,8 +184,9 @@ func (r *Repository[S, E, C]) Execute(ctx context.Context, id string, cmd C, cau
 			}
 			return cur.state, nil, aerr
 		}
-		// Someone else wrote first: catch up and decide again.
-		if cur, err = r.catchUp(ctx, id, cur); err != nil {
+		// Someone else wrote first: catch up from the leader (a lagging
+		// replica may not have the winning event yet) and decide again.
+		if cur, err = r.catchUpFrom(ctx, r.store.Leader(), id, cur); err != nil {
 			r.cache.Remove(id)
 			return cur.state, nil, err
 		}
@@ -181,20 +212,19 @@ func (r *Repository[S, E, C]) append(ctx context.Context, id string, cur entry[S
 	return cur, nil
 }
 
-// refresh compares cur with the store's last sequence and catches up when
-// the stream moved on.
+// refresh compares cur with the last sequence the stream leader has (one
+// leader read; on a single replica the ordinary read) and catches up from
+// the leader when the stream moved on.
 func (r *Repository[S, E, C]) refresh(ctx context.Context, id string, cur entry[S]) (entry[S], bool, error) {
-	last, err := r.store.Last(ctx, r.streamID(id))
+	leader := r.store.Leader()
+	last, err := leader.Last(ctx, r.streamID(id))
 	if err != nil {
 		return cur, false, fmt.Errorf("last sequence of %s %s: %w", r.def.Kind, id, err)
 	}
 	if last <= cur.seq {
-		// Equal: nothing new. Lower: the read was answered by a replica
-		// behind what this process already saw acknowledged (R3 direct
-		// gets); never go back in time.
-		return cur, false, nil
+		return cur, false, nil // lower cannot come from the leader; never go back in time
 	}
-	next, err := r.catchUp(ctx, id, cur)
+	next, err := r.catchUpFrom(ctx, leader, id, cur)
 	return next, true, err
 }
 
@@ -213,7 +243,12 @@ func (r *Repository[S, E, C]) cached(ctx context.Context, id string) (entry[S], 
 
 // catchUp folds the events after from.seq into from.
 func (r *Repository[S, E, C]) catchUp(ctx context.Context, id string, from entry[S]) (entry[S], error) {
-	recs, err := r.store.Load(ctx, r.streamID(id), from.seq)
+	return r.catchUpFrom(ctx, r.store, id, from)
+}
+
+// catchUpFrom is catchUp reading from st (the store or its leader reads).
+func (r *Repository[S, E, C]) catchUpFrom(ctx context.Context, st eventstore.Store, id string, from entry[S]) (entry[S], error) {
+	recs, err := st.Load(ctx, r.streamID(id), from.seq)
 	if err != nil {
 		return from, fmt.Errorf("load %s %s: %w", r.def.Kind, id, err)
 	}
@@ -230,7 +265,10 @@ func (r *Repository[S, E, C]) catchUp(ctx context.Context, id string, from entry
 // Get returns the aggregate's state and the stream sequence it reflects.
 // With fresh set, it first asks the store for the stream's last sequence
 // (one direct read) and catches up if another process wrote since, so the
-// result reflects every event acknowledged before the call began.
+// result reflects every event acknowledged before the call began (on a
+// replicated stream, every event the replica that answers has applied: a
+// follower may be a few milliseconds behind; decisions re-check refusals
+// and no-ops with the store's Leader reads, Get does not pay for that).
 func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S, uint64, error) {
 	e, ok := r.cache.Get(id)
 	if ok && (!fresh || r.cfg.SingleWriter) {
@@ -247,13 +285,15 @@ func (r *Repository[S, E, C]) Get(ctx context.Context, id string, fresh bool) (S
 			return e.state, e.seq, nil
 		}
 	}
-	mu := r.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	l, err := r.lock(ctx, id)
+	if err != nil {
+		return e.state, e.seq, err
+	}
+	defer l.unlock()
 	if !ok {
 		e = entry[S]{}
 	}
-	e, err := r.catchUp(ctx, id, e)
+	e, err = r.catchUp(ctx, id, e)
 	if err != nil {
 		return e.state, e.seq, err
 	}
@@ -270,9 +310,12 @@ func (r *Repository[S, E, C]) GetAt(ctx context.Context, id string, seq uint64) 
 	if e, ok := r.cache.Get(id); ok && e.seq >= seq {
 		return e.state, e.seq, nil
 	}
-	mu := r.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	l, err := r.lock(ctx, id)
+	if err != nil {
+		var zero S
+		return zero, 0, err
+	}
+	defer l.unlock()
 	e, ok := r.cache.Get(id)
 	if !ok {
 		e = entry[S]{}
@@ -280,9 +323,15 @@ func (r *Repository[S, E, C]) GetAt(ctx context.Context, id string, seq uint64) 
 	if e.seq >= seq {
 		return e.state, e.seq, nil // updated while we waited for the lock
 	}
-	e, err := r.catchUp(ctx, id, e)
-	if err != nil {
+	if e, err = r.catchUp(ctx, id, e); err != nil {
 		return e.state, e.seq, err
+	}
+	if e.seq < seq {
+		// The replica that answered has not applied seq yet (R3 direct
+		// gets): the rest from the leader.
+		if e, err = r.catchUpFrom(ctx, r.store.Leader(), id, e); err != nil {
+			return e.state, e.seq, err
+		}
 	}
 	r.cache.Add(id, e)
 	return e.state, e.seq, nil

@@ -739,3 +739,171 @@ func TestSingleWriterTrustsTheCacheButGetAtCatchesUp(t *testing.T) {
 		t.Fatalf("GetAt(1) = %d, %v; want the cached %d", seq, err, last)
 	}
 }
+
+// TestLockWaiterGivesUpWithItsContext: while a command holds an aggregate's
+// lock (its append stuck), callers waiting for the same lock return with
+// their context's error as soon as it ends, and the holder keeps the lock
+// and finishes; a caller that keeps waiting gets the lock afterwards.
+func TestLockWaiterGivesUpWithItsContext(t *testing.T) {
+	ctx := testContext(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var hold atomic.Bool
+	spy := &spyStore{Store: openStore(t, embedded(t))}
+	spy.beforeAppend = func(context.Context, eventstore.StreamID) error {
+		if hold.CompareAndSwap(true, false) {
+			close(entered)
+			<-release // the append is stuck until the test lets it go
+		}
+		return nil
+	}
+	r := newRepo(t, spy, DefaultConfig())
+	if _, _, err := r.Execute(ctx, "held", createCmd{}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	holder := make(chan error, 1)
+	go func() {
+		_, _, err := r.Execute(ctx, "held", addCmd{N: 1}, event.Causation{})
+		holder <- err
+	}()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the holder never reached its append")
+	}
+
+	waiters := map[string]func(context.Context) error{
+		"Execute": func(c context.Context) error {
+			_, _, err := r.Execute(c, "held", addCmd{N: 10}, event.Causation{})
+			return err
+		},
+		"Get of an uncached aggregate": func(c context.Context) error {
+			r.Forget("held")
+			_, _, err := r.Get(c, "held", false)
+			return err
+		},
+		"GetAt beyond the cache": func(c context.Context) error {
+			_, _, err := r.GetAt(c, "held", 1<<40)
+			return err
+		},
+	}
+	for name, wait := range waiters {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- wait(wctx) }()
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s waiting for the lock, its context cancelled: %v, want context.Canceled", name, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s waiting for the lock did not return when its context ended", name)
+		}
+		select {
+		case err := <-holder:
+			t.Fatalf("the holder returned (%v) before its append was released", err)
+		default:
+		}
+	}
+	expired, cancel := context.WithTimeout(ctx, -time.Second)
+	defer cancel()
+	if _, _, err := r.Execute(expired, "held", addCmd{N: 10}, event.Causation{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Execute with an expired context on a held lock = %v, want context.DeadlineExceeded", err)
+	}
+
+	// A waiter whose context lives on gets the lock once the holder is done.
+	queued := make(chan error, 1)
+	go func() {
+		_, _, err := r.Execute(ctx, "held", addCmd{N: 2}, event.Causation{})
+		queued <- err
+	}()
+	close(release)
+	if err := <-holder; err != nil {
+		t.Fatalf("the holder: %v", err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the queued command: %v", err)
+	}
+	if st, _, err := r.Get(ctx, "held", true); err != nil || st.Count != 3 || st.Events != 3 {
+		t.Errorf("after the holder and the queued command: %+v, %v; want count 3 after 3 events (the given-up ones not applied)", st, err)
+	}
+}
+
+// laggingStore's ordinary reads see the stream only up to sequence upTo
+// (0: everything), like an R3 follower behind the leader; its Leader reads
+// are the embedded store's and never behind.
+type laggingStore struct {
+	eventstore.Store
+	upTo atomic.Uint64
+}
+
+func (l *laggingStore) Load(ctx context.Context, id eventstore.StreamID, after uint64) ([]eventstore.Record, error) {
+	recs, err := l.Store.Load(ctx, id, after)
+	if h := l.upTo.Load(); h != 0 {
+		for i, r := range recs {
+			if r.Seq > h {
+				return recs[:i], err
+			}
+		}
+	}
+	return recs, err
+}
+
+func (l *laggingStore) Last(ctx context.Context, id eventstore.StreamID) (uint64, error) {
+	recs, err := l.Load(ctx, id, 0)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	return recs[len(recs)-1].Seq, nil
+}
+
+// TestLaggingReadsAfterAConflictAndInARecheck: with ordinary reads answered
+// by a replica behind the leader, a conflict is caught up from the leader
+// (not retried on the same stale state until ErrTooManyConflicts), and a
+// no-op decided on a stale cache is re-checked against the leader (not
+// confirmed by the lagging replica).
+func TestLaggingReadsAfterAConflictAndInARecheck(t *testing.T) {
+	ctx := testContext(t)
+	e := embedded(t)
+	store := openStore(t, e)
+	lag := &laggingStore{Store: store}
+	a := newRepo(t, lag, DefaultConfig())
+	b := newRepo(t, store, DefaultConfig())
+	if _, _, err := a.Execute(ctx, "lag", createCmd{}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := store.Last(ctx, sid("lag"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Execute(ctx, "lag", addCmd{N: 1}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	lag.upTo.Store(seen) // A's replica has not applied B's add
+	st, evs, err := a.Execute(ctx, "lag", addCmd{N: 2}, event.Causation{})
+	if err != nil || len(evs) != 1 || st.Count != 3 {
+		t.Fatalf("A add after B's, reads lagging = %+v, %+v, %v; want count 3 (caught up from the leader after the conflict)", st, evs, err)
+	}
+
+	// A caches label "x"; B marks "y"; A's replica misses it; A marks "x".
+	if _, _, err := a.Execute(ctx, "lag", markCmd{Label: "x"}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err = store.Last(ctx, sid("lag")); err != nil {
+		t.Fatal(err)
+	}
+	lag.upTo.Store(0)
+	if _, _, err := b.Execute(ctx, "lag", markCmd{Label: "y"}, event.Causation{}); err != nil {
+		t.Fatal(err)
+	}
+	lag.upTo.Store(seen)
+	st, evs, err = a.Execute(ctx, "lag", markCmd{Label: "x"}, event.Causation{})
+	if err != nil || len(evs) != 1 || st.Label != "x" {
+		t.Fatalf("A mark x after B's y, reads lagging = %+v, %+v, %v; want a new Marked{x} (the no-op re-checked with the leader)", st, evs, err)
+	}
+	lag.upTo.Store(0)
+	if st, _, err := b.Get(ctx, "lag", true); err != nil || st.Label != "x" || st.Count != 3 {
+		t.Errorf("the log says %+v (%v); want label x, count 3", st, err)
+	}
+}

@@ -138,3 +138,59 @@ func BenchmarkLastViaGetLastMsgForSubject(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkLastLeader is BenchmarkLast through the leader read mode
+// ($JS.API.STREAM.MSG.GET with last_by_subj, a JSON response), which
+// JetStreamStore.Leader uses on a replicated stream only.
+func BenchmarkLastLeader(b *testing.B) {
+	s := open(b, bustest.Embedded(b), eventstore.JetStreamConfig{})
+	l := eventstore.LeaderReads(s)
+	ctx := benchContext(b)
+	ids := seed(b, s, 1000, 3)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := l.Last(ctx, ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkLastLeaderParallel is BenchmarkLastLeader from GOMAXPROCS
+// goroutines.
+func BenchmarkLastLeaderParallel(b *testing.B) {
+	s := open(b, bustest.Embedded(b), eventstore.JetStreamConfig{})
+	l := eventstore.LeaderReads(s)
+	ids := seed(b, s, 1000, 3)
+	b.ReportAllocs()
+	ctx := benchContext(b)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := l.Last(ctx, ids[i%len(ids)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkLoadLeader is BenchmarkLoad through the leader read mode: one
+// leader get of the last sequence, then the direct gets.
+func BenchmarkLoadLeader(b *testing.B) {
+	s := open(b, bustest.Embedded(b), eventstore.JetStreamConfig{})
+	l := eventstore.LeaderReads(s)
+	ctx := benchContext(b)
+	ids := seed(b, s, 100, 10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		recs, err := l.Load(ctx, ids[i%len(ids)], 0)
+		if err != nil || len(recs) != 10 {
+			b.Fatal(len(recs), err)
+		}
+		i++
+	}
+}

@@ -21,7 +21,8 @@ const defaultRequestTimeout = 5 * time.Second
 // replica of the stream may answer: on an R3 stream a follower can be a few
 // milliseconds behind the leader, so a read may miss an event acknowledged
 // an instant earlier. Writes stay correct regardless, because every Append
-// carries the expected sequence and the leader checks it.
+// carries the expected sequence and the leader checks it. Reads whose
+// answer must reflect every acknowledged event go through [JetStreamStore.Leader].
 type JetStreamStore struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -33,6 +34,11 @@ type JetStreamStore struct {
 	// "." (append a subject to get its last message).
 	directGet  string
 	directLast string
+	// msgGet is $JS.API.STREAM.MSG.GET.<stream>, answered by the leader.
+	msgGet string
+	// replicas is the stream's replica count when the store was opened.
+	replicas int
+	leader   *leaderStore
 }
 
 var _ Store = (*JetStreamStore)(nil)
@@ -65,10 +71,17 @@ func OpenJetStream(ctx context.Context, nc *nats.Conn, cfg JetStreamConfig, log 
 		prefix = jetstream.DefaultAPIPrefix
 	}
 	directGet := prefix + "DIRECT.GET." + cfg.Stream
-	return &JetStreamStore{
+	replicas := cfg.Replicas
+	if info := st.CachedInfo(); info != nil {
+		replicas = info.Config.Replicas // an existing stream keeps its own
+	}
+	s := &JetStreamStore{
 		nc: nc, js: js, stream: st, cfg: cfg, log: log,
 		directGet: directGet, directLast: directGet + ".",
-	}, nil
+		msgGet: prefix + "STREAM.MSG.GET." + cfg.Stream, replicas: replicas,
+	}
+	s.leader = &leaderStore{s: s}
+	return s, nil
 }
 
 // Stream returns the JetStream stream (for consumers of the log).

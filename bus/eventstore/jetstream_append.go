@@ -67,7 +67,9 @@ func (s *JetStreamStore) Append(ctx context.Context, id StreamID, expected uint6
 		if !wrongLastSequence(err) {
 			return 0, fmt.Errorf("eventstore: append %s to %s: %w", ev.ID, subj, err)
 		}
-		if last, lerr := s.LastEvent(ctx, id); lerr == nil && last.Event.ID == ev.ID {
+		// Read after a conflict: from the leader, or a lagging replica
+		// could hide the earlier attempt.
+		if last, lerr := s.Leader().LastEvent(ctx, id); lerr == nil && last.Event.ID == ev.ID {
 			return last.Seq, nil // an earlier attempt of this append succeeded
 		}
 		return 0, fmt.Errorf("eventstore: append %s to %s expecting sequence %d: %w: %w", ev.ID, subj, expected, ErrConflict, err)
@@ -79,9 +81,14 @@ func (s *JetStreamStore) Append(ctx context.Context, id StreamID, expected uint6
 }
 
 // checkDuplicate resolves a duplicate acknowledgement: the id is already
-// stored at seq, which is success if it is on the same subject.
+// stored at seq, which is success if it is on the same subject. The
+// message is read from the stream leader (a rare path): a lagging replica
+// may not have it yet.
 func (s *JetStreamStore) checkDuplicate(ctx context.Context, subj, id string, seq uint64) (uint64, error) {
-	m, err := s.stream.GetMsg(ctx, seq)
+	m, err := s.leaderGet(ctx, "read sequence "+strconv.FormatUint(seq, 10), []byte(`{"seq":`+strconv.FormatUint(seq, 10)+`}`))
+	if err == nil && m == nil {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return 0, fmt.Errorf("eventstore: append %s to %s: duplicate of sequence %d, which cannot be read: %w", id, subj, seq, err)
 	}

@@ -48,6 +48,17 @@ func TestConformanceEmbedded(t *testing.T) {
 	storetest.Run(t, func(*testing.T) eventstore.Store { return s })
 }
 
+// TestConformanceEmbeddedLeaderReads runs the suite on the leader read
+// mode itself (on one replica JetStreamStore.Leader is the store).
+func TestConformanceEmbeddedLeaderReads(t *testing.T) {
+	nc := bustest.Embedded(t)
+	s := open(t, nc, eventstore.JetStreamConfig{})
+	if s.Leader() != eventstore.Store(s) {
+		t.Errorf("Leader() of a single-replica store is not the store itself")
+	}
+	storetest.Run(t, func(*testing.T) eventstore.Store { return eventstore.LeaderReads(s) })
+}
+
 func TestConformanceEmbeddedSyncAlways(t *testing.T) {
 	nc := bustest.Conn(t, bustest.StartEmbedded(t, bus.ServerConfig{Sync: bus.SyncAlways}))
 	s := open(t, nc, eventstore.JetStreamConfig{})

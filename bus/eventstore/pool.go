@@ -52,3 +52,8 @@ func (p *Pool) Last(ctx context.Context, s StreamID) (uint64, error) {
 func (p *Pool) LastEvent(ctx context.Context, s StreamID) (Record, error) {
 	return p.pick().LastEvent(ctx, s)
 }
+
+// Leader implements Store: the leader read mode of one member.
+func (p *Pool) Leader() Store {
+	return p.pick().Leader()
+}

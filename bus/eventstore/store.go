@@ -77,4 +77,14 @@ type Store interface {
 	// LastEvent returns the last record of s, an error wrapping
 	// [ErrNotFound] if none.
 	LastEvent(ctx context.Context, s StreamID) (Record, error)
+	// Leader returns the store's read mode for freshness-critical reads:
+	// its Load, Last and LastEvent reflect every event acknowledged before
+	// the read began, even where the ordinary reads may be answered by a
+	// replica that lags behind (JetStream direct gets on a replicated
+	// stream; the leader read mode asks the stream leader). Its Append is
+	// the store's. A store whose reads are always that fresh returns
+	// itself; a wrapper that forwards reads forwards Leader too. Use it
+	// where a stale read gives a wrong answer: the re-check of a refusal or
+	// a no-op, the read of what won a race after a conflict.
+	Leader() Store
 }

@@ -243,8 +243,9 @@ func (s *Service) bind(ctx context.Context, idx eventstore.StreamID, expected ui
 	if !errors.Is(err, eventstore.ErrConflict) {
 		return "", 0, false, fmt.Errorf("bind order line %s: %w", line, err)
 	}
-	// Bound before (a retry, or a concurrent duplicate): read the binding.
-	rec, err := s.store.LastEvent(ctx, idx)
+	// Bound before (a retry, or a concurrent duplicate): read the binding
+	// from the stream leader (a lagging replica may not have it yet).
+	rec, err := s.store.Leader().LastEvent(ctx, idx)
 	if err != nil {
 		return "", 0, false, fmt.Errorf("order index %s: %w", line, err)
 	}

@@ -22,6 +22,20 @@ import (
 	"github.com/gallerist/gallerist/domain/instance"
 )
 
+// pullHeartbeat is the idle heartbeat the runner asks of its pull requests
+// (nats.go's default is half the 30 s expiry). nats.go sends a new pull
+// only when the last one is used up or when no heartbeat came for twice
+// this long; a pull that finds no responder (an R3 consumer electing a new
+// leader) or that was held by a node that stopped is otherwise never
+// answered, and the effect would stall for 30 s. With 1 s, the pull is
+// re-sent within 2 s, and again every 2 s until the consumer answers. This
+// is nats.go's own recovery, so it keeps the subscription, the events in
+// flight and Stop's hand-back intact, which restarting the consumption from
+// the error handler on ErrNoResponders would have to redo (and a pull lost
+// with a stopping node reports no error at all). The cost is one heartbeat
+// message a second from the server while the runner is idle.
+const pullHeartbeat = time.Second
+
 // Errors of the runner and of the operators' calls.
 var (
 	// ErrUnknownEffect: the call names an effect this runner does not run.
@@ -227,6 +241,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	cc, err := cons.Consume(r.dispatch,
 		jetstream.PullMaxMessages(r.cfg.Concurrency),
+		// A short idle heartbeat re-sends a lost pull promptly (see
+		// pullHeartbeat).
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			r.log.Warn("consuming", "err", err)
 		}))

@@ -17,6 +17,22 @@ import (
 	"github.com/gallerist/gallerist/domain/instance"
 )
 
+// pullHeartbeat is the idle heartbeat the worker asks of its pull requests
+// (nats.go's default is half the 30 s expiry). nats.go sends a new pull
+// only when the last one is used up or when no heartbeat came for twice
+// this long; a pull that finds no responder (the consumer not answering
+// yet after its create, or an R3 consumer electing a new leader) or that
+// was held by a node that stopped is otherwise never answered, and the
+// worker would wait 30 s before pulling again while newInstance answers
+// 000004. With 1 s, the pull is re-sent within 2 s, and again every 2 s
+// until the consumer answers. This is nats.go's own recovery, so it keeps
+// the subscription, its messages in flight and Stop's hand-back intact;
+// restarting the consumption from the error handler on ErrNoResponders
+// would have to redo all that, and would still miss the pull lost with a
+// stopping node, which reports no error at all. The cost is one heartbeat
+// message a second from the server while the worker is idle.
+const pullHeartbeat = time.Second
+
 // Actor is the Causation.Actor of the events the worker records.
 const Actor = "provisioner"
 
@@ -201,6 +217,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		// Pull no more than can start soon: a message's AckWait runs while
 		// it waits here for a slot.
 		jetstream.PullMaxMessages(w.cfg.Concurrency),
+		// A short idle heartbeat re-sends a lost pull promptly (see
+		// pullHeartbeat).
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			w.log.Warn("consuming", "err", err)
 		}))

@@ -384,6 +384,11 @@ func (s *Store) Last(ctx context.Context, id eventstore.StreamID) (uint64, error
 	return e.EventNumber + 1, nil
 }
 
+// Leader implements [eventstore.Store.Leader] with the store itself: its
+// reads go to the leader with the default nodePreference=leader (a
+// connection string that prefers followers gives up that freshness).
+func (s *Store) Leader() eventstore.Store { return s }
+
 // LastEvent implements [eventstore.Store.LastEvent] with the same read as
 // Last.
 func (s *Store) LastEvent(ctx context.Context, id eventstore.StreamID) (eventstore.Record, error) {

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"MultiKeyStreams", testMultiKey},
 		{"ConcurrentAppendsOneWinner", testConcurrentAppends},
 		{"EnvelopeRoundTrip", testRoundTrip},
+		{"LeaderReads", testLeader},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -470,5 +471,75 @@ func sameEnvelope(t *testing.T, got, want event.Envelope) {
 	}
 	if !bytes.Equal(got.Data, want.Data) {
 		t.Fatalf("Data mismatch:\n got %q\nwant %q", got.Data, want.Data)
+	}
+}
+
+// testLeader: the leader read mode reads what the store appended, through
+// the view and through the view's own Leader; its Append is the store's;
+// unknown streams and bad keys are answered as by the store.
+func testLeader(t *testing.T, s eventstore.Store) {
+	id, evs, seqs := appendN(t, s, 3)
+	for name, l := range map[string]eventstore.Store{
+		"Leader()": s.Leader(), "Leader().Leader()": s.Leader().Leader(),
+	} {
+		last, err := l.Last(ctxOf(t), id)
+		if err != nil || last != seqs[2] {
+			t.Fatalf("%s.Last = %d, %v; want %d", name, last, err, seqs[2])
+		}
+		rec, err := l.LastEvent(ctxOf(t), id)
+		if err != nil || rec.Seq != seqs[2] {
+			t.Fatalf("%s.LastEvent = seq %d, %v; want %d", name, rec.Seq, err, seqs[2])
+		}
+		sameEnvelope(t, rec.Event, evs[2])
+		for after := range 4 {
+			from := uint64(0)
+			if after > 0 {
+				from = seqs[after-1]
+			}
+			recs, err := l.Load(ctxOf(t), id, from)
+			if err != nil || len(recs) != 3-after {
+				t.Fatalf("%s.Load after %d = %d records, %v; want %d", name, from, len(recs), err, 3-after)
+			}
+			for i, rec := range recs {
+				if rec.Seq != seqs[after+i] {
+					t.Fatalf("%s.Load after %d: record %d at %d, want %d", name, from, i, rec.Seq, seqs[after+i])
+				}
+				sameEnvelope(t, rec.Event, evs[after+i])
+			}
+		}
+	}
+
+	// Appends through the view are the store's, with the same checks.
+	l := s.Leader()
+	ev := newEvent(id, "Step", 3)
+	seq, err := l.Append(ctxOf(t), id, seqs[2], ev)
+	if err != nil || seq <= seqs[2] {
+		t.Fatalf("Leader().Append = %d, %v", seq, err)
+	}
+	if last, err := s.Last(ctxOf(t), id); err != nil || last < seq {
+		t.Fatalf("Last after Leader().Append = %d, %v; want ≥ %d", last, err, seq)
+	}
+	_, err = l.Append(ctxOf(t), id, seqs[2], newEvent(id, "Step", 4))
+	expectConflict(t, err, "Leader().Append with a stale expected sequence")
+
+	unknown := newStream("instance")
+	if last, err := l.Last(ctxOf(t), unknown); err != nil || last != 0 {
+		t.Errorf("Leader().Last of an unknown stream = %d, %v; want 0, nil", last, err)
+	}
+	if _, err := l.LastEvent(ctxOf(t), unknown); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Errorf("Leader().LastEvent of an unknown stream: %v, want ErrNotFound", err)
+	}
+	if recs, err := l.Load(ctxOf(t), unknown, 0); err != nil || len(recs) != 0 {
+		t.Errorf("Leader().Load of an unknown stream = %d records, %v; want none", len(recs), err)
+	}
+	bad := eventstore.StreamID{Kind: "inst.ance", Keys: []string{"a"}}
+	if _, err := l.Last(ctxOf(t), bad); !errors.Is(err, eventstore.ErrInvalidKey) {
+		t.Errorf("Leader().Last(%#v): %v, want ErrInvalidKey", bad, err)
+	}
+	if _, err := l.LastEvent(ctxOf(t), bad); !errors.Is(err, eventstore.ErrInvalidKey) {
+		t.Errorf("Leader().LastEvent(%#v): %v, want ErrInvalidKey", bad, err)
+	}
+	if _, err := l.Load(ctxOf(t), bad, 0); !errors.Is(err, eventstore.ErrInvalidKey) {
+		t.Errorf("Leader().Load(%#v): %v, want ErrInvalidKey", bad, err)
 	}
 }

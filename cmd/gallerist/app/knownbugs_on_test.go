@@ -1,7 +1,0 @@
-//go:build knownbugs
-
-package app
-
-// withKnownBugs is set by -tags knownbugs: the parts of the cluster test
-// that reproduce open cluster bugs (docs/decisions.md) run only then.
-const withKnownBugs = true
