@@ -38,6 +38,9 @@ func Decide(s State, c Command) ([]Event, error) {
 	case nil:
 		return nil, fmt.Errorf("%w: nil command", ErrInvalid)
 	}
+	if events, handled, err := decideLicense(s, c); handled {
+		return events, err
+	}
 	return nil, fmt.Errorf("%w: unknown command %T", ErrInvalid, c)
 }
 

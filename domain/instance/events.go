@@ -149,7 +149,10 @@ func Decode(typ string, version int, data []byte) (Event, error) {
 	case TypeOrderQueried:
 		e = &OrderQueried{}
 	default:
-		return nil, fmt.Errorf("decode: unknown instance event type %q", typ)
+		var ok bool
+		if e, ok = decodeLicense(typ); !ok {
+			return nil, fmt.Errorf("decode: unknown instance event type %q", typ)
+		}
 	}
 	if err := json.Unmarshal(data, e); err != nil {
 		return nil, fmt.Errorf("decode %s v%d: %w", typ, version, err)
@@ -176,5 +179,5 @@ func deref(e Event) Event {
 	case *OrderQueried:
 		return *v
 	}
-	return e
+	return derefLicense(e)
 }

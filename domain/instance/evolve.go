@@ -83,6 +83,8 @@ func Evolve(s State, e Event) State {
 				s.V1 = v
 			}
 		}
+	default:
+		s, _ = evolveLicense(s, e)
 	}
 	return s
 }

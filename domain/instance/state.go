@@ -1,5 +1,5 @@
-// Package instance is the Instance aggregate of SaaS V2 and SaaS V1 (and later
-// License C): its states, commands, events and the two pure functions that
+// Package instance is the Instance aggregate of SaaS V2, SaaS V1 and
+// License C: its states, commands, events and the two pure functions that
 // drive it, Decide and Evolve. It does no I/O.
 package instance
 
@@ -83,6 +83,9 @@ type State struct {
 	// Orders holds the keys of refresh and upgrade orders already applied
 	// (idempotency); see orderKey.
 	Orders map[string]bool `json:"orders,omitempty"`
+	// Licenses holds the License C applications (getLicenseAsync) by
+	// eventId (licensec.go).
+	Licenses map[string]LicenseApplication `json:"licenses,omitempty"`
 	// Events counts the events folded into this state.
 	Events int `json:"events"`
 }

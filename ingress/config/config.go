@@ -19,7 +19,7 @@ import (
 // authentication and the activity set of a route.
 type Family string
 
-// Families served today. Later: license-c.
+// Families served today.
 const (
 	FamilySaaSV2 Family = "saas-v2"
 	// FamilySaaSV1 is the SaaS V1 family: GET (or the POST-body variant)
@@ -31,6 +31,9 @@ const (
 	// FamilyLicenseB is the License 2.0 authorization-code family
 	// (license.md §3): POST with the V2 signature.
 	FamilyLicenseB Family = "license-b"
+	// FamilyLicenseC is the online-activation License family (license.md
+	// §4): POST with the V2 signature; the route needs an issuer.
+	FamilyLicenseC Family = "license-c"
 )
 
 // Key is one production key of a route. Two keys may be active during a
@@ -136,8 +139,12 @@ type Route struct {
 	// Webhook, when set, notifies the vendor of every lifecycle event (and,
 	// with provisioning, has the vendor create the tenant).
 	Webhook *Webhook `yaml:"webhook,omitempty"`
-	// Issuer produces the licenses of a license-a route (license.go).
+	// Issuer produces the licenses of a license-a or license-c route
+	// (license.go).
 	Issuer *Issuer `yaml:"issuer,omitempty"`
+	// RequireFingerprint (license-c only): getLicenseAsync without a
+	// deviceFingerprint is refused with 000903 (license.md §4.6).
+	RequireFingerprint bool `yaml:"requireFingerprint,omitempty"`
 }
 
 // File is the whole configuration file.
@@ -193,10 +200,13 @@ func (r Route) Validate() error {
 		return fmt.Errorf("path %q must start with /", r.Path)
 	}
 	switch r.Family {
-	case FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB:
+	case FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB, FamilyLicenseC:
 	default:
-		return fmt.Errorf("path %s: unknown family %q (supported: %s, %s, %s, %s)", r.Path, r.Family,
-			FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB)
+		return fmt.Errorf("path %s: unknown family %q (supported: %s, %s, %s, %s, %s)", r.Path, r.Family,
+			FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB, FamilyLicenseC)
+	}
+	if r.RequireFingerprint && r.Family != FamilyLicenseC {
+		return fmt.Errorf("path %s: requireFingerprint is a %s setting, not one of %s", r.Path, FamilyLicenseC, r.Family)
 	}
 	if len(r.Keys) < 1 || len(r.Keys) > 2 {
 		return fmt.Errorf("path %s: needs one or two keys, has %d", r.Path, len(r.Keys))

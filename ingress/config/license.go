@@ -13,8 +13,10 @@ import (
 )
 
 // Issuer says how a license-a route produces the License getLicense
-// answers with (license.md §2.1). Exactly one way is configured: Builtin,
-// Gallerist signs the license itself (domain/licensetoken).
+// answers with (license.md §2.1), and how a license-c route produces the
+// License it uploads for getLicenseAsync (license.md §4.6). Exactly one way
+// is configured: Builtin, Gallerist signs the license itself
+// (domain/licensetoken).
 type Issuer struct {
 	Builtin *BuiltinIssuer `yaml:"builtin,omitempty"`
 }
@@ -27,8 +29,9 @@ type BuiltinIssuer struct {
 	// base64 (standard or URL alphabet, padding optional) of the 32-byte
 	// seed or of the 64-byte private key.
 	PrivateKeyEnv string `yaml:"privateKeyEnv"`
-	// Validity is how long a license is valid when getLicense carries no
-	// expireTime (default DefaultLicenseValidity).
+	// Validity is how long a license is valid when getLicense (License
+	// C: getLicenseAsync) carries no expireTime (default
+	// DefaultLicenseValidity).
 	Validity time.Duration `yaml:"validity,omitempty"`
 	// Features are written into every license as its features (the
 	// vendor's own entitlements, e.g. edition: pro).
@@ -80,16 +83,17 @@ func (b BuiltinIssuer) Validate() error {
 	return err
 }
 
-// validateIssuer: a license-a route needs an issuer; no other family has one.
+// validateIssuer: a license-a or license-c route needs an issuer; no other
+// family has one.
 func (r Route) validateIssuer() error {
-	if r.Family != FamilyLicenseA {
+	if r.Family != FamilyLicenseA && r.Family != FamilyLicenseC {
 		if r.Issuer != nil {
-			return fmt.Errorf("issuer is a %s setting, not one of %s", FamilyLicenseA, r.Family)
+			return fmt.Errorf("issuer is a %s or %s setting, not one of %s", FamilyLicenseA, FamilyLicenseC, r.Family)
 		}
 		return nil
 	}
 	if r.Issuer == nil || r.Issuer.Builtin == nil {
-		return errors.New("a license-a route needs issuer.builtin (issuer: {builtin: {privateKeyEnv: …}})")
+		return fmt.Errorf("a %s route needs issuer.builtin (issuer: {builtin: {privateKeyEnv: …}})", r.Family)
 	}
 	return r.Issuer.Builtin.Validate()
 }

@@ -27,13 +27,25 @@ routes:
     family: license-b
     keys: [{value: v2-key}]
     timestampWindow: 30s
+  - path: /kg/license-c
+    family: license-c
+    keys: [{value: v2-key-c}]
+    requireFingerprint: true
+    issuer:
+      builtin:
+        privateKeyEnv: GALLERIST_TEST_LIC_KEY
+        features: {edition: industrial}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := f.Routes[0], f.Routes[1]
+	a, b, c := f.Routes[0], f.Routes[1], f.Routes[2]
 	if a.Family != FamilyLicenseA || b.Family != FamilyLicenseB || b.Window() != 30*time.Second {
 		t.Fatalf("routes %+v %+v", a, b)
+	}
+	if c.Family != FamilyLicenseC || !c.RequireFingerprint || c.Issuer.Builtin.Features["edition"] != "industrial" ||
+		c.Issuer.Builtin.LicenseValidity() != DefaultLicenseValidity || c.Window() != 60*time.Second {
+		t.Fatalf("license-c route %+v", c)
 	}
 	bi := a.Issuer.Builtin
 	k, err := bi.PrivateKey()
@@ -58,10 +70,13 @@ func TestLicenseRouteErrors(t *testing.T) {
 		"issuer is a license-a":       `routes: [{path: /b, family: license-b, keys: [{value: k}], issuer: {builtin: {privateKeyEnv: GALLERIST_TEST_LIC_KEY}}}]`,
 		"allowPlainSHA256":            `routes: [{path: /a, family: license-a, keys: [{value: k}], allowPlainSHA256: true, issuer: {builtin: {privateKeyEnv: GALLERIST_TEST_LIC_KEY}}}]`,
 		"field privatekey":            `routes: [{path: /a, family: license-a, keys: [{value: k}], issuer: {builtin: {privatekey: x}}}]`,
+		"a license-c route needs":     `routes: [{path: /c, family: license-c, keys: [{value: k}]}]`,
+		"license-c: privateKeyEnv":    `routes: [{path: /c, family: license-c, keys: [{value: k}], issuer: {builtin: {}}}]`,
+		"requireFingerprint is a":     `routes: [{path: /a, family: license-a, keys: [{value: k}], requireFingerprint: true, issuer: {builtin: {privateKeyEnv: GALLERIST_TEST_LIC_KEY}}}]`,
 	}
 	for want, yaml := range cases {
 		_, err := Parse([]byte(yaml))
-		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(want, "field ")) {
+		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(strings.TrimPrefix(want, "field "), "license-c: ")) {
 			t.Errorf("%s: err = %v", want, err)
 		}
 		if err != nil && strings.Contains(err.Error(), EncodeLicensePrivateKey(ed25519.NewKeyFromSeed(testSeed))) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/gallerist/gallerist/bus/nonce"
 	"github.com/gallerist/gallerist/domain/instance"
@@ -33,6 +34,13 @@ func resultOf(err error) (koogallery.Code, string) {
 		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage()
 	case errors.Is(err, licensecode.ErrNotFound):
 		return koogallery.CodeNotFound, koogallery.CodeNotFound.DefaultMessage() + ": authorization code does not exist"
+	case errors.Is(err, instance.ErrLicenseOutsideValidity):
+		// License C (codes-and-rules.md §2.6), with the detail after the
+		// sentinel's text ("(valid until …)", ": the instance is frozen").
+		detail := strings.TrimPrefix(err.Error(), instance.ErrLicenseOutsideValidity.Error())
+		return koogallery.CodeLicenseOutsideValidity, koogallery.CodeLicenseOutsideValidity.DefaultMessage() + detail
+	case errors.Is(err, instance.ErrLicenseExpiryRequired):
+		return koogallery.CodeLicenseExpiryRequired, koogallery.CodeLicenseExpiryRequired.DefaultMessage()
 	case errors.Is(err, instance.ErrIDInUse), errors.Is(err, license.ErrIDInUse):
 		return koogallery.CodeInvalidParam, "param is invalid: businessId is already the instanceId of another order"
 	case errors.Is(err, instance.ErrInvalid), errors.Is(err, license.ErrInvalid), errors.Is(err, licensecode.ErrInvalid):

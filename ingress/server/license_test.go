@@ -45,11 +45,11 @@ var licenseFeatures = map[string]string{"edition": "pro", "seats": "10"}
 
 func licenseRoutes() []config.Route {
 	builtin := &config.Issuer{Builtin: &config.BuiltinIssuer{PrivateKeyEnv: licenseKeyEnv, Features: licenseFeatures}}
-	return []config.Route{
+	return append([]config.Route{
 		{Path: pathLicA, Family: config.FamilyLicenseA, Keys: []config.Key{{Value: keyMain}}, Issuer: builtin},
 		{Path: pathLicASlow, Family: config.FamilyLicenseA, Keys: []config.Key{{Value: keyMain}}, Issuer: builtin},
 		{Path: pathLicB, Family: config.FamilyLicenseB, Keys: []config.Key{{Value: keyLicB}}},
-	}
+	}, licenseCRoutes()...) // licensec_test.go
 }
 
 // licenseGate is an issuer that waits for its order's gate, then signs

@@ -20,8 +20,11 @@ var licenseBActivities = map[string]activityHandler{
 // v2Activities returns the activity set of a route authenticated with the
 // V2 signature, and the family's name for messages.
 func v2Activities(f config.Family) (map[string]activityHandler, string) {
-	if f == config.FamilyLicenseB {
+	switch f {
+	case config.FamilyLicenseB:
 		return licenseBActivities, "License B"
+	case config.FamilyLicenseC:
+		return licenseCActivities, "License C"
 	}
 	return saasV2Activities, "SaaS V2"
 }

@@ -170,7 +170,7 @@ func New(routes []config.Route, deps Deps, opts Options, log *slog.Logger) (*Ser
 			h := s.serveLicenseA(ep)
 			e.GET(r.Path, h)
 			e.POST(r.Path, h)
-		case config.FamilyLicenseB:
+		case config.FamilyLicenseB, config.FamilyLicenseC:
 			e.POST(r.Path, s.serveV2(ep))
 		default:
 			return nil, fmt.Errorf("server: route %s: family %q is not served", r.Path, r.Family)
