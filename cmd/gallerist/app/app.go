@@ -33,6 +33,7 @@ import (
 	"github.com/gallerist/gallerist/ingress/server"
 	"github.com/gallerist/gallerist/projections/api"
 	"github.com/gallerist/gallerist/projections/effects"
+	"github.com/gallerist/gallerist/projections/licensedelivery"
 	"github.com/gallerist/gallerist/projections/openapi"
 	"github.com/gallerist/gallerist/projections/provision"
 	"github.com/gallerist/gallerist/projections/queryorder"
@@ -522,10 +523,24 @@ func (a *App) buildEffects() error {
 			return fmt.Errorf("KooGallery open API: %w", err)
 		}
 		handlers = append(handlers, queryorder.New(client, a.svc, a.log.With("component", "queryorder")))
+		if hasFamily(a.cfg.Routes, config.FamilyLicenseC) {
+			issuers, err := licensedelivery.IssuersFromRoutes(a.cfg.Routes, nil)
+			if err != nil {
+				return fmt.Errorf("license delivery: %w", err)
+			}
+			ld, err := licensedelivery.New(client, a.svc, issuers, a.log.With("component", "licensedelivery"))
+			if err != nil {
+				return fmt.Errorf("license delivery: %w", err)
+			}
+			handlers = append(handlers, ld)
+		}
 		// AK and SK stay out of the log.
 		a.log.Info("Query Order enrichment on", "site", kg.Site, "hosts", kg.Hosts)
 	} else if !a.cfg.DisableEffects {
 		a.log.Info("Query Order enrichment is off: set " + openapi.EnvAK + " and " + openapi.EnvSK + " to turn it on")
+		if hasFamily(a.cfg.Routes, config.FamilyLicenseC) {
+			a.log.Warn("License C routes without " + openapi.EnvAK + "/" + openapi.EnvSK + ": getLicenseAsync is recorded and answered 000004, but no license is uploaded until they are set")
+		}
 	}
 	var pusher *usagepush.Pusher
 	if a.cfg.UsageRoute != "" {
@@ -720,6 +735,16 @@ func withoutStillParked(err error) (rest error, changed bool) {
 func isMulti(err error) bool {
 	_, ok := err.(interface{ Unwrap() []error })
 	return ok
+}
+
+// hasFamily reports whether a route serves family f.
+func hasFamily(routes []config.Route, f config.Family) bool {
+	for _, r := range routes {
+		if r.Family == f {
+			return true
+		}
+	}
+	return false
 }
 
 // hasLicenseRoutes reports whether a route serves a License family.
