@@ -66,8 +66,12 @@ type Config struct {
 	// GenerationTimeout bounds one issuer call, also when it goes on in the
 	// background after the request was answered. Default 1 minute.
 	GenerationTimeout time.Duration
-	// Now is the clock of the built-in issuers; nil means time.Now.
+	// Now is the clock of the built-in issuers and of the outgoing calls'
+	// verdicts; nil means time.Now.
 	Now func() time.Time
+	// KooGallery makes the outgoing License B calls (outgoing.go); nil
+	// answers them ErrNoKooGallery.
+	KooGallery KooGallery
 }
 
 // Service runs the commands of licenses and authorization codes.
@@ -82,6 +86,8 @@ type Service struct {
 	mu       sync.Mutex
 	inflight map[string]*flight
 	bg       sync.WaitGroup
+
+	activating codeLocks // activations in progress, by code (outgoing.go)
 }
 
 // flight is one issuer call and the recording of its text.

@@ -504,7 +504,7 @@ func (c *client) responseDoc(method, path string, status int) (map[string]any, b
 		}
 		op, ok := item.(map[string]any)[strings.ToLower(method)].(map[string]any)
 		if !ok {
-			return nil, false
+			continue // e.g. POST /v1/license-codes/usage also matches /v1/license-codes/{code}
 		}
 		r, ok := op["responses"].(map[string]any)[fmt.Sprint(status)].(map[string]any)
 		return r, ok

@@ -352,6 +352,9 @@ func (s *Server) openAPIJSON() ([]byte, error) {
 			}),
 		}},
 	}
+	for p, item := range licenseCodePathDocs(g, jsonBody, common) {
+		paths[p] = item
+	}
 	errContent := obj{"application/json": obj{"schema": g.ref(reflect.TypeFor[ErrorBody]())}}
 	doc := obj{
 		"openapi": "3.0.3",
@@ -363,7 +366,7 @@ func (s *Server) openAPIJSON() ([]byte, error) {
 				"Errors answer {\"error\": \"…\", \"field\": \"…\"}.",
 		},
 		"tags": []any{
-			obj{"name": "instances"}, obj{"name": "statistics"}, obj{"name": "effects"}, obj{"name": "usage"}, obj{"name": "meta"},
+			obj{"name": "instances"}, obj{"name": "statistics"}, obj{"name": "effects"}, obj{"name": "usage"}, obj{"name": "license-codes"}, obj{"name": "meta"},
 		},
 		"security": []any{obj{"bearerAuth": []any{}}},
 		"paths":    paths,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gallerist/gallerist/domain/event"
 )
 
 // resolve follows a local $ref ("#/a/b").
@@ -337,13 +339,17 @@ func exampleValue(p map[string]any) string {
 func TestDocumentedParametersAreAccepted(t *testing.T) {
 	st := openViews(t, "sqlite://"+t.TempDir()+"/v.db")
 	project(t, st)
-	c := newClient(t, newServer(t, st, nil, Config{Usage: newUsage(t, time.Now)}))
+	codes, _ := newLicenseCodes(t)
+	if _, err := codes.RegisterCode(t.Context(), "PL01", "", event.Causation{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, newServer(t, st, nil, Config{Usage: newUsage(t, time.Now), LicenseCodes: codes}))
 	for p, item := range c.doc["paths"].(map[string]any) {
 		op, ok := item.(map[string]any)["get"].(map[string]any)
 		if !ok {
 			continue
 		}
-		path := strings.ReplaceAll(p, "{id}", "i01")
+		path := strings.NewReplacer("{id}", "i01", "{code}", "PL01").Replace(p)
 		params, _ := op["parameters"].([]any)
 		base := url.Values{}
 		var query []map[string]any

@@ -94,6 +94,9 @@ type Config struct {
 	// Usage records and reads the vendor's usage (POST and GET /v1/usage);
 	// nil answers those 503.
 	Usage Usage
+	// LicenseCodes makes the outgoing License B calls for the vendor's
+	// software and reads the codes (/v1/license-codes); nil answers 503.
+	LicenseCodes LicenseCodes
 }
 
 // Validate checks c; a zero MaxPageSize is valid (the default).
@@ -191,6 +194,10 @@ func New(vs *views.Store, log eventstore.Store, effects Effects, cfg Config, log
 	e.POST("/v1/effects/redrive", s.redrive)
 	e.GET("/v1/usage", s.listUsage)
 	e.POST("/v1/usage", s.reportUsage)
+	e.GET("/v1/license-codes/:code", s.getLicenseCode)
+	e.POST("/v1/license-codes/:code/activate", s.activateLicenseCode)
+	e.POST("/v1/license-codes/:code/heartbeat", s.heartbeatLicenseCode)
+	e.POST("/v1/license-codes/usage", s.reportLicenseUsage)
 	s.engine = e
 	return s, nil
 }
