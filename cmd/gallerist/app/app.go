@@ -344,7 +344,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return nil, err
 	}
 	if hasLicenseRoutes(cfg.Routes) {
-		a.licenses, err = licenses.New(a.pool, licenses.Config{Aggregate: agg}, cfg.Routes, log.With("component", "licenses"))
+		lcfg := licenses.Config{Aggregate: agg}
+		if kg := cfg.kooGallery(); kg.AK != "" && kg.SK != "" {
+			client, err := openapi.New(kg, log)
+			if err != nil {
+				return nil, fmt.Errorf("KooGallery open API: %w", err)
+			}
+			lcfg.KooGallery = client // the License B calls the vendor's software makes through the query API
+		}
+		a.licenses, err = licenses.New(a.pool, lcfg, cfg.Routes, log.With("component", "licenses"))
 		if err != nil {
 			return nil, fmt.Errorf("licenses: %w", err)
 		}
@@ -803,6 +811,9 @@ func (a *App) startAPI() error {
 	apiCfg := api.Config{Tokens: a.cfg.APITokens}
 	if a.usage != nil {
 		apiCfg.Usage = a.usage
+	}
+	if a.licenses != nil { // a nil *Service in the interface would not read as nil
+		apiCfg.LicenseCodes = a.licenses
 	}
 	srv, err := api.New(a.views, a.pool, eff, apiCfg, a.log.With("component", "api"))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,42 @@ func TestLicenseCDelivered(t *testing.T) {
 		got := c.must(t, app)
 		return got.ResultCode == "000000", got.ResultCode
 	})
+}
+
+// The vendor's software activates a License B code through the query API
+// (Gallerist holds the AK/SK and calls KooGallery, here the stand-in); the
+// activation registers the code, so KooGallery's later freeze finds it.
+func TestLicenseBActivationThroughAPI(t *testing.T) {
+	const ak, sk = "AK-GALLERIST-LIC-B", "SK-GALLERIST-LIC-B-0123456789"
+	kg := standin.New(standin.Config{Credentials: map[string]string{ak: sk}})
+	srv := httptest.NewTLSServer(kg)
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	cfg := testConfig(t.TempDir())
+	const path = "/kg/license-b"
+	cfg.Routes = append(cfg.Routes, config.Route{Path: path, Family: config.FamilyLicenseB, Keys: []config.Key{{Value: "k"}}})
+	cfg.APIAddr, cfg.APITokens = "127.0.0.1:0", []string{apiToken}
+	cfg.KooGallery = openapi.Config{
+		Hosts: []string{srv.URL}, AK: ak, SK: sk, Timeout: 5 * time.Second,
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}},
+	}
+	r := start(t, cfg)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	api := apiClient{base: "http://" + r.APIAddr(), hc: &http.Client{Transport: tr, Timeout: time.Minute}}
+	code := standin.MockLicenseNew
+	if status, b := api.do(t, http.MethodPost, "/v1/license-codes/"+code+"/activate", map[string]any{}); status != http.StatusOK {
+		t.Fatalf("activate: %d %s", status, b)
+	}
+	if status, b := api.do(t, http.MethodPost, "/v1/license-codes/"+code+"/activate", map[string]any{}); status != http.StatusOK || !strings.Contains(string(b), `"recorded"`) {
+		t.Errorf("second activate (must come from the record, not KooGallery): %d %s", status, b)
+	}
+	c := newKG(t, "http://"+r.Addr()+path)
+	if a := c.must(t, map[string]any{"activity": "updateLicenseCodeStatus", "license": code, "status": "FREEZE"}); a.ResultCode != "000000" {
+		t.Errorf("FREEZE of the activated code: %+v", a)
+	}
+	if status, b := api.do(t, http.MethodGet, "/v1/license-codes/"+code, nil); status != http.StatusOK || !strings.Contains(string(b), `"frozen"`) {
+		t.Errorf("GET code: %d %s", status, b)
+	}
 }
