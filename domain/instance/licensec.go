@@ -20,6 +20,7 @@ const (
 	TypeLicenseIssued         = "InstanceLicenseIssued"
 	TypeLicenseDelivered      = "InstanceLicenseDelivered"
 	TypeLicenseDeliveryFailed = "InstanceLicenseDeliveryFailed"
+	TypeLicenseResent         = "InstanceLicenseResent"
 )
 
 // License C refusals (codes-and-rules.md §2.6); the ingress maps them to
@@ -57,6 +58,12 @@ type LicenseApplication struct {
 	SHA256       string `json:"sha256,omitempty"`
 	// Failure is the last permanent upload refusal (nil once delivered).
 	Failure *Failure `json:"failure,omitempty"`
+	// Resends counts KooGallery's re-sent applications after a delivery or
+	// a refusal, each of which uploads the same License again.
+	Resends int `json:"resends,omitempty"`
+	// DeliveredOnce: an upload of the License was accepted at least once
+	// (it stays set while a re-send uploads it again).
+	DeliveredOnce bool `json:"deliveredOnce,omitempty"`
 }
 
 // Issued reports whether a License was recorded for the application.
@@ -116,8 +123,18 @@ type LicenseDeliveryFailed struct {
 	Failure Failure `json:"failure"`
 }
 
+// LicenseResent: KooGallery re-sent an application whose License was
+// delivered or refused; the same License is uploaded again (license.md
+// §4.6, point 5).
+type LicenseResent struct {
+	EventID string `json:"eventId"`
+}
+
 // EventType implements Event.
 func (LicenseRequested) EventType() string { return TypeLicenseRequested }
+
+// EventType implements Event.
+func (LicenseResent) EventType() string { return TypeLicenseResent }
 
 // EventType implements Event.
 func (LicenseIssued) EventType() string { return TypeLicenseIssued }
@@ -194,7 +211,12 @@ func decideRequestLicense(s State, c RequestLicense) ([]Event, error) {
 		if a.Fingerprint != c.Fingerprint {
 			return nil, ErrLicenseConflict
 		}
-		return nil, nil // the same application: answered from the state
+		if a.Issued() && (a.Delivered || a.Failure != nil) {
+			// A re-send after the upload was answered: upload the same
+			// License again (an interrupted transfer at KooGallery's end).
+			return []Event{LicenseResent{EventID: c.EventID}}, nil
+		}
+		return nil, nil // the same application, still being delivered
 	}
 	if s.Status == StatusFrozen {
 		return nil, fmt.Errorf("%w: the instance is frozen", ErrLicenseOutsideValidity)
@@ -279,6 +301,12 @@ func evolveLicense(s State, e Event) (State, bool) {
 	case LicenseDelivered:
 		a := s.Licenses[e.EventID]
 		a.EventID, a.Delivered, a.DeliveryType, a.SHA256, a.Failure = e.EventID, true, e.Type, e.SHA256, nil
+		a.DeliveredOnce = true
+		s.Licenses = withApplication(s.Licenses, a)
+	case LicenseResent:
+		a := s.Licenses[e.EventID]
+		a.EventID, a.Delivered, a.Failure = e.EventID, false, nil
+		a.Resends++
 		s.Licenses = withApplication(s.Licenses, a)
 	case LicenseDeliveryFailed:
 		a := s.Licenses[e.EventID]
@@ -311,6 +339,8 @@ func decodeLicense(typ string) (Event, bool) {
 		return &LicenseDelivered{}, true
 	case TypeLicenseDeliveryFailed:
 		return &LicenseDeliveryFailed{}, true
+	case TypeLicenseResent:
+		return &LicenseResent{}, true
 	}
 	return nil, false
 }
@@ -324,6 +354,8 @@ func derefLicense(e Event) Event {
 	case *LicenseDelivered:
 		return *v
 	case *LicenseDeliveryFailed:
+		return *v
+	case *LicenseResent:
 		return *v
 	}
 	return e

@@ -123,16 +123,18 @@ var licenseWant = map[string]map[string]outcome{
 		"issue":        ok(StatusActive), "issue-unknown": fail(ErrInvalid),
 		"delivered": ok(StatusActive, TypeLicenseDelivered), "delivery-failed": ok(StatusActive, TypeLicenseDeliveryFailed),
 	},
-	// A refused upload may still be delivered after an operator's re-drive.
+	// A refused upload may still be delivered after an operator's re-drive;
+	// KooGallery's re-send uploads it again (license.md §4.6, point 5).
 	"undelivered": {
-		"request": ok(StatusActive), "request-otherfp": fail(ErrLicenseConflict),
+		"request": ok(StatusActive, TypeLicenseResent), "request-otherfp": fail(ErrLicenseConflict),
 		"request-new": ok(StatusActive, TypeLicenseRequested), "request-noexpiry": ok(StatusActive, TypeLicenseRequested),
 		"request-late": ok(StatusActive, TypeLicenseRequested),
 		"issue":        ok(StatusActive), "issue-unknown": fail(ErrInvalid),
 		"delivered": ok(StatusActive, TypeLicenseDelivered), "delivery-failed": ok(StatusActive, TypeLicenseDeliveryFailed),
 	},
+	// A re-send after the delivery uploads the same License again.
 	"delivered": {
-		"request": ok(StatusActive), "request-otherfp": fail(ErrLicenseConflict),
+		"request": ok(StatusActive, TypeLicenseResent), "request-otherfp": fail(ErrLicenseConflict),
 		"request-new": ok(StatusActive, TypeLicenseRequested), "request-noexpiry": ok(StatusActive, TypeLicenseRequested),
 		"request-late": ok(StatusActive, TypeLicenseRequested),
 		"issue":        ok(StatusActive), "issue-unknown": fail(ErrInvalid),

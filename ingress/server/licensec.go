@@ -122,7 +122,9 @@ func (s *Server) getLicenseAsync(ctx context.Context, cl *call, b body) any {
 	if err != nil {
 		return errorResult(err)
 	}
-	if a, found := st.LicenseApplication(f["eventId"]); found && a.Delivered {
+	if a, found := st.LicenseApplication(f["eventId"]); found && a.DeliveredOnce {
+		// Delivered, or delivered before and being uploaded again for this
+		// re-send (license.md §4.6, point 5): KooGallery has the License.
 		return ok()
 	}
 	return result{ResultCode: string(koogallery.CodeProcessing), ResultMsg: koogallery.CodeProcessing.DefaultMessage()}

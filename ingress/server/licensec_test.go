@@ -213,14 +213,24 @@ func TestLicenseCGetLicenseAsync(t *testing.T) {
 		if !strings.Contains(msgOf(m), "eventId") || !strings.Contains(msgOf(m), "deviceFingerprint") {
 			t.Errorf("resultMsg %q", msgOf(m))
 		}
-		// Once the effect recorded the delivery, a repeat answers 000000
-		// and still records nothing.
+		// Once the effect recorded the delivery, a re-send answers 000000
+		// and uploads the same License again (license.md §4.6, point 5):
+		// one InstanceLicenseResent, no new application, and the answer
+		// stays 000000 while the upload is redone.
 		h.exec(t, id, instance.RecordLicenseIssued{EventID: ev, LicenseID: "lic-1", Text: "license-text"})
 		h.exec(t, id, instance.RecordLicenseDelivered{EventID: ev, Type: "CHARACTERS"})
-		before := len(h.instanceEvents(t, id))
+		before := h.instanceEvents(t, id)
 		h.licC(t, "000000", licenseAsyncBody(id, ev, fp))
-		if after := len(h.instanceEvents(t, id)); after != before {
-			t.Fatalf("a repeat recorded %d events", after-before)
+		after := h.instanceEvents(t, id)
+		if len(after) != len(before)+1 || after[len(after)-1].Event.Type != instance.TypeLicenseResent {
+			t.Fatalf("a re-send after delivery recorded %d events, want one %s", len(after)-len(before), instance.TypeLicenseResent)
+		}
+		if len(requestsOf(t, h, id)) != 1 {
+			t.Fatal("a re-send recorded a new application")
+		}
+		h.licC(t, "000000", licenseAsyncBody(id, ev, fp)) // still being uploaded again: no second re-upload
+		if n := len(h.instanceEvents(t, id)); n != len(after) {
+			t.Fatalf("a re-send during the re-upload recorded %d events", n-len(after))
 		}
 	})
 	t.Run("the documented example body", func(t *testing.T) {

@@ -72,7 +72,9 @@ func New(up Uploader, rec Recorder, issuers Resolver, log *slog.Logger) (*Effect
 func (e *Effect) Name() string { return Name }
 
 // Wants implements effects.Handler: the License applications.
-func (e *Effect) Wants(eventType string) bool { return eventType == instance.TypeLicenseRequested }
+func (e *Effect) Wants(eventType string) bool {
+	return eventType == instance.TypeLicenseRequested || eventType == instance.TypeLicenseResent
+}
 
 // Handle implements effects.Handler. It is idempotent: an application
 // already delivered is skipped, a License already recorded is uploaded
@@ -96,8 +98,14 @@ func (e *Effect) Handle(ctx context.Context, ev event.Envelope, seq uint64) erro
 		log.Error("undecodable event", "err", err)
 		return effects.Permanent(err)
 	}
-	req, isReq := dec.(instance.LicenseRequested)
-	if !isReq || req.EventID == "" {
+	var req instance.LicenseRequested
+	switch d := dec.(type) {
+	case instance.LicenseRequested:
+		req = d
+	case instance.LicenseResent: // upload the License already issued again
+		req.EventID = d.EventID
+	}
+	if req.EventID == "" {
 		return effects.Permanent(fmt.Errorf("licensedelivery: %s event without an eventId", ev.Type))
 	}
 	log = log.With("licenseEventId", req.EventID)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,9 +79,27 @@ func TestLicenseCDelivered(t *testing.T) {
 	if lic.InstanceID != a.InstanceID || lic.Features["deviceFingerprint"] != "fp-0123" {
 		t.Errorf("license %+v", lic)
 	}
-	eventually(t, "a re-sent application answered 000000 once delivered", func() (bool, string) {
-		got := c.must(t, app)
-		return got.ResultCode == "000000", got.ResultCode
+	eventually(t, "the delivery recorded", func() (bool, string) {
+		st, err := r.Instances().Get(testContext(t), a.InstanceID)
+		if err != nil {
+			return false, err.Error()
+		}
+		la, _ := st.LicenseApplication(ev)
+		return la.Delivered, fmt.Sprintf("%+v", la)
+	})
+	// A re-send after the delivery answers 000000 and uploads the same
+	// License again (license.md §4.6, point 5).
+	if got := c.must(t, app); got.ResultCode != "000000" {
+		t.Fatalf("re-sent getLicenseAsync = %+v", got)
+	}
+	eventually(t, "the same license uploaded again", func() (bool, string) {
+		var texts []string
+		for _, u := range kg.Uploads() {
+			if u.EventID == ev {
+				texts = append(texts, u.Characters+string(u.File))
+			}
+		}
+		return len(texts) == 2 && texts[0] == texts[1], fmt.Sprintf("%d uploads", len(texts))
 	})
 }
 
