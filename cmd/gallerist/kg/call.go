@@ -36,10 +36,10 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	fs.SetOutput(stderr)
 	var tf targetFlags
 	tf.register(fs)
-	activity := fs.String("activity", "newInstance", "the activity: SaaS V2 newInstance, queryInstance, refreshInstance, updateInstanceStatus, releaseInstance, upgradeInstance, changeInstanceCheck, orderNotify; SaaS V1 newInstance, queryInstance, refreshInstance, expireInstance, releaseInstance, upgrade, instanceStatus")
+	activity := fs.String("activity", "", "the activity: SaaS V2 newInstance (default), queryInstance, refreshInstance, updateInstanceStatus, releaseInstance, upgradeInstance, changeInstanceCheck, orderNotify; SaaS V1 newInstance (default), queryInstance, refreshInstance, expireInstance, releaseInstance, upgrade, instanceStatus; License A getLicense (default), refreshLicense, expireLicense, releaseLicense; License B refreshLicenseCode, updateLicenseCodeStatus (default), releaseLicenseCode; License C newInstance (default), getLicenseAsync, refreshInstance, updateInstanceStatus, releaseInstance, queryInstance, upgradeInstance")
 	rawBody := fs.String("body", "", "send exactly this JSON body (SaaS V1: its members are the parameters)")
 	debug := fs.Bool("test", false, `mark the call as a debug call (testFlag "1")`)
-	method := fs.String("method", "", "SaaS V1 only: GET (default) or POST (the POST-body variant with the authToken header)")
+	method := fs.String("method", "", "SaaS V1 and License A only: GET (default) or POST (the POST-body variant with the authToken header)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the readable report")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer (KooGallery waits 5s)")
 	fields := fieldList{}
@@ -62,14 +62,17 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	}
 	switch m := strings.ToUpper(*method); {
 	case m == "":
-	case t.family.Name() != FamilySaaSV1:
-		return fmt.Errorf("--method is for --family %s only (SaaS V2 is always POST)", FamilySaaSV1)
+	case t.family.Name() != FamilySaaSV1 && t.family.Name() != FamilyLicenseA:
+		return fmt.Errorf("--method is for --family %s and %s only (the V2-signed families are always POST)", FamilySaaSV1, FamilyLicenseA)
 	case m == http.MethodGet || m == http.MethodPost:
 		t.family.(*v1Family).method = m
 	default:
 		return fmt.Errorf("--method %q: want GET or POST", *method)
 	}
 
+	if *activity == "" {
+		*activity = defaultActivity(t.family.Name())
+	}
 	now := time.Now()
 	var msg Message
 	if *rawBody != "" {

@@ -3,6 +3,7 @@ package kg
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,9 @@ type driver struct {
 	storm  int     // concurrent calls of a duplicate storm
 	tag    string  // makes this run's order and business ids unique
 	seq    atomic.Int64
+	// licensePub (--license-public-key) verifies the License A licenses;
+	// nil: not checked.
+	licensePub ed25519.PublicKey
 }
 
 func newDriver(t target, insecure bool, speed float64, storm int) *driver {
@@ -139,6 +143,12 @@ type callOpts struct {
 	// rawBody is sent (and signed over its raw bytes) instead of the
 	// built body.
 	rawBody []byte
+	// post sends a SaaS V1 / License A call as the POST-body variant
+	// (auth.md §3.3) instead of GET.
+	post bool
+	// omit drops these parameters of a SaaS V1 / License A call before it
+	// is signed (the family's defaults would otherwise fill them in).
+	omit []string
 }
 
 // reply is one answer as KooGallery checks it.
@@ -346,7 +356,8 @@ func (r reply) query() (queryAnswer, error) {
 // checkAppInfo checks the app info of a ready instance (saas-v2.md §10.1,
 // auth.md §5, §6): frontEndUrl given, lengths, userName and password
 // decrypt (done by call), no raw non-ASCII text, a valid encryptType.
-func checkAppInfo(r reply, id string) error {
+// A License C instance may come without appInfo.
+func checkAppInfo(r reply, id, family string) error {
 	q, err := r.query()
 	if err != nil {
 		return err
@@ -359,6 +370,9 @@ func checkAppInfo(r reply, id string) error {
 			continue
 		}
 		a := in.AppInfo
+		if a == nil && family == FamilyLicenseC {
+			return nil // a License instance normally has no app info (license.md §4.7)
+		}
 		switch {
 		case a == nil:
 			return violation("queryInstance %s answered %s without appInfo", id, r.ResultCode)
@@ -408,7 +422,7 @@ func (s *session) provisioned(ctx context.Context, id string) (reply, int, error
 			return r, polls, err
 		}
 		if r.code() == koogallery.CodeSuccess {
-			return r, polls, checkAppInfo(r, id)
+			return r, polls, checkAppInfo(r, id, s.d.t.family.Name())
 		}
 		if q, err := r.query(); err != nil {
 			return r, polls, err
@@ -466,7 +480,7 @@ func (s *session) stillThere(ctx context.Context, id, why string) error {
 	if err != nil {
 		return err
 	}
-	return checkAppInfo(r, id)
+	return checkAppInfo(r, id, s.d.t.family.Name())
 }
 
 // absent checks through queryInstance that id was not created (000003).

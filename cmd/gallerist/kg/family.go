@@ -20,9 +20,17 @@ import (
 
 // Family names accepted by --family.
 const (
-	FamilySaaSV2 = "saas-v2"
-	FamilySaaSV1 = "saas-v1"
+	FamilySaaSV2   = "saas-v2"
+	FamilySaaSV1   = "saas-v1"
+	FamilyLicenseA = "license-a"
+	FamilyLicenseB = "license-b"
+	FamilyLicenseC = "license-c"
+	// FamilyAll (kg conformance only) runs every route of --config.
+	FamilyAll = "all"
 )
+
+// familyNames lists the --family values of one production address.
+var familyNames = []string{FamilySaaSV2, FamilySaaSV1, FamilyLicenseA, FamilyLicenseB, FamilyLicenseC}
 
 // Message is the business content of one call, before signing.
 type Message struct {
@@ -76,15 +84,17 @@ type Family interface {
 func newFamily(name string, key []byte, encryptType koogallery.EncryptType) (Family, error) {
 	switch name {
 	case "", FamilySaaSV2:
-		return &v2Family{key: key, nonce: koogallery.NewNonce}, nil
-	case FamilySaaSV1:
+		return &v2Family{name: FamilySaaSV2, key: key, nonce: koogallery.NewNonce}, nil
+	case FamilyLicenseB, FamilyLicenseC:
+		return &v2Family{name: name, key: key, nonce: koogallery.NewNonce}, nil
+	case FamilySaaSV1, FamilyLicenseA:
 		c, err := koogallery.NewCipher(key, encryptType)
 		if err != nil {
-			return nil, fmt.Errorf("--family saas-v1: %w", err)
+			return nil, fmt.Errorf("--family %s: %w", name, err)
 		}
-		return &v1Family{key: key, cipher: c, method: http.MethodGet}, nil
+		return &v1Family{name: name, key: key, cipher: c, method: http.MethodGet}, nil
 	}
-	return nil, fmt.Errorf("--family %q: want %s or %s", name, FamilySaaSV2, FamilySaaSV1)
+	return nil, fmt.Errorf("--family %q: want one of %s", name, strings.Join(familyNames, ", "))
 }
 
 // ---- SaaS V2 ----
@@ -92,11 +102,17 @@ func newFamily(name string, key []byte, encryptType koogallery.EncryptType) (Fam
 // v2Family signs like KooGallery's SaaS V2 (auth.md §2): POST, JSON body,
 // signature/timestamp/nonce in the query (payload form a).
 type v2Family struct {
+	name  string // saas-v2, license-b or license-c
 	key   []byte
 	nonce func() string
 }
 
-func (f *v2Family) Name() string { return FamilySaaSV2 }
+func (f *v2Family) Name() string {
+	if f.name == "" {
+		return FamilySaaSV2
+	}
+	return f.name
+}
 
 func (f *v2Family) Raw(body []byte) (Message, error) {
 	var obj map[string]json.RawMessage
@@ -123,7 +139,14 @@ func v2Defaults(order, business string, now time.Time) map[string]map[string]str
 
 func (f *v2Family) Build(activity string, fields map[string]string, test bool, now time.Time) (Message, error) {
 	order := "CS" + strings.ToUpper(randomText(13))
-	def, err := defaultsOf(v2Defaults(order, uuidText(), now), activity)
+	all := v2Defaults(order, uuidText(), now)
+	switch f.name {
+	case FamilyLicenseB:
+		all = licenseBDefaults(order, now)
+	case FamilyLicenseC:
+		all = licenseCDefaults(order, uuidText(), now)
+	}
+	def, err := defaultsOf(all, activity)
 	if err != nil {
 		return Message{}, err
 	}
@@ -166,12 +189,18 @@ func (f *v2Family) Sign(base *url.URL, m Message, now time.Time) (Prepared, erro
 // parameter URL-encoded in the query plus timeStamp and authToken, or the
 // POST-body variant (JSON body, authToken header).
 type v1Family struct {
+	name   string // saas-v1 or license-a
 	key    []byte
 	cipher *koogallery.Cipher // encrypts mobilePhone/email as KooGallery does
 	method string             // GET or POST
 }
 
-func (f *v1Family) Name() string { return FamilySaaSV1 }
+func (f *v1Family) Name() string {
+	if f.name == "" {
+		return FamilySaaSV1
+	}
+	return f.name
+}
 
 func v1Defaults(order, business string, now time.Time) map[string]map[string]string {
 	return map[string]map[string]string{
@@ -189,7 +218,11 @@ func v1Defaults(order, business string, now time.Time) map[string]map[string]str
 
 func (f *v1Family) Build(activity string, fields map[string]string, test bool, now time.Time) (Message, error) {
 	order := "CS" + strings.ToUpper(randomText(13))
-	def, err := defaultsOf(v1Defaults(order, uuidText(), now), activity)
+	all := v1Defaults(order, uuidText(), now)
+	if f.name == FamilyLicenseA {
+		all = licenseADefaults(order, uuidText(), now)
+	}
+	def, err := defaultsOf(all, activity)
 	if err != nil {
 		return Message{}, err
 	}

@@ -37,7 +37,9 @@ Act as KooGallery toward a production address.
          cases) and print every call; "kg run --list" lists them
   conformance
          check every spec rule: one PASS/FAIL line per rule, exit non-zero on a
-         failure, --json FILE for a report, --only REGEXP to select rules
+         failure, --json FILE for a report, --only REGEXP to select rules;
+         --family saas-v2|saas-v1|license-a|license-b|license-c, or --family all
+         --config FILE --base-url URL for every route of a routes file
   serve  run the stand-in for KooGallery's open APIs (Query Order with the mock
          orders, upload, License B codes), AK/SK-checked, on 127.0.0.1:8090;
          "kg serve -h" for its flags
@@ -136,7 +138,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&t.keyB64, "key-base64", false, "the key is shown base64-encoded (international/EU consoles)")
 	fs.StringVar(&t.configPath, "config", "", "routes file to take the key, family and encryptType from")
 	fs.StringVar(&t.route, "route", "", "path of the route in --config (default: the path of --url)")
-	fs.StringVar(&t.family, "family", "", `product family: saas-v2 or saas-v1 (default: the route's, else saas-v2)`)
+	fs.StringVar(&t.family, "family", "", `product family: saas-v2, saas-v1, license-a, license-b or license-c (default: the route's, else saas-v2); kg conformance also takes all (every route of --config, with --base-url)`)
 	fs.StringVar(&t.encryptType, "encrypt-type", "", `encryptType to decrypt with: "1" AES-256 or "2" AES-128 (default: the answer's, else the route's, else "1")`)
 	fs.BoolVar(&t.insecure, "insecure", false, "do not verify the server's TLS certificate (test endpoints only)")
 }

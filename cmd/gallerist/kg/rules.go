@@ -576,7 +576,7 @@ func checkQueryBatch(ctx context.Context, s *session) (string, error) {
 		return "", violation("a batch of two known ids and an unknown one answered %d info elements, want 2: %s", len(q.Info), r.Body)
 	}
 	for _, id := range []string{a, b} {
-		if err := checkAppInfo(r, id); err != nil {
+		if err := checkAppInfo(r, id, s.d.t.family.Name()); err != nil {
 			return "", err
 		}
 	}
@@ -817,7 +817,7 @@ func checkDebugQuery(ctx context.Context, s *session) (string, error) {
 		return "", err
 	}
 	for _, id := range ids {
-		if err := checkAppInfo(r, id); err != nil {
+		if err := checkAppInfo(r, id, s.d.t.family.Name()); err != nil {
 			return "", err
 		}
 	}

@@ -2,6 +2,7 @@ package kg
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,19 +18,66 @@ func (s *session) callV1(ctx context.Context, f *v1Family, activity string, fiel
 	for k, v := range fields {
 		params[k] = fmt.Sprint(v)
 	}
+	for _, k := range o.omit {
+		params[k] = "omitted" // satisfies the defaults; dropped below
+	}
 	at := o.at
 	if at.IsZero() {
 		at = time.Now()
 	}
 	m, err := f.Build(activity, params, o.test, at)
+	if err != nil && !f.knows(activity) {
+		// An activity the family does not have: sent as given.
+		m, err = Message{Params: url.Values{"activity": {activity}}}, nil
+		for k, v := range params {
+			m.Params.Set(k, v)
+		}
+		if o.test {
+			m.Params.Set("testFlag", "1")
+		}
+	}
 	if err != nil {
 		return reply{}, fmt.Errorf("kg: build %s: %w", activity, err)
+	}
+	dropTS := false
+	for _, k := range o.omit {
+		m.Params.Del(k)
+		dropTS = dropTS || k == "timeStamp"
+	}
+	if o.post {
+		g := *f
+		g.method = http.MethodPost
+		f = &g
 	}
 	p, err := f.Sign(s.d.t.url, m, at)
 	if err != nil {
 		return reply{}, fmt.Errorf("kg: sign %s: %w", activity, err)
 	}
-	if o.mutate != nil {
+	if o.mutate != nil && p.Method == http.MethodPost {
+		// The POST-body variant: mutate sees the body's members and the
+		// authToken header as one query.
+		q := url.Values{}
+		for k, vs := range m.Params {
+			q[k] = vs
+		}
+		if q.Get("timeStamp") == "" {
+			var b map[string]string
+			_ = json.Unmarshal(p.Body, &b)
+			q.Set("timeStamp", b["timeStamp"])
+		}
+		q.Set("authToken", strings.Trim(p.Header.Get("Authtoken"), `"`))
+		o.mutate(q, nil)
+		body := map[string]string{}
+		for k := range q {
+			if k != "authToken" {
+				body[k] = q.Get(k)
+			}
+		}
+		if p.Body, err = json.Marshal(body); err != nil {
+			return reply{}, fmt.Errorf("kg: encode body: %w", err)
+		}
+		p.Header.Set("Authtoken", `"`+q.Get("authToken")+`"`)
+	} else if o.mutate != nil {
 		u, err := url.Parse(p.URL)
 		if err != nil {
 			return reply{}, fmt.Errorf("kg: %w", err)
@@ -39,8 +87,37 @@ func (s *session) callV1(ctx context.Context, f *v1Family, activity string, fiel
 		u.RawQuery = q.Encode()
 		p.URL = u.String()
 	}
+	if dropTS {
+		// Signed with a timeStamp, sent without one.
+		u, err := url.Parse(p.URL)
+		if err != nil {
+			return reply{}, fmt.Errorf("kg: %w", err)
+		}
+		q := u.Query()
+		q.Del("timeStamp")
+		u.RawQuery = q.Encode()
+		p.URL = u.String()
+		if p.Method == http.MethodPost {
+			var b map[string]string
+			_ = json.Unmarshal(p.Body, &b)
+			delete(b, "timeStamp")
+			if p.Body, err = json.Marshal(b); err != nil {
+				return reply{}, fmt.Errorf("kg: encode body: %w", err)
+			}
+		}
+	}
 	r, err := s.send(ctx, p)
 	return s.finish(activity, o, r, err)
+}
+
+// knows reports whether activity is one of the family's templates.
+func (f *v1Family) knows(activity string) bool {
+	all := v1Defaults("", "", time.Now())
+	if f.name == FamilyLicenseA {
+		all = licenseADefaults("", "", time.Now())
+	}
+	_, ok := all[activity]
+	return ok
 }
 
 // v1Rules is the SaaS V1 rule catalogue (GET variant).
@@ -52,6 +129,10 @@ func v1Rules() []Rule {
 		{"V1-NEW-IDEMPOTENT", "saas-v1.md §3, codes-and-rules.md §3", "a re-sent newInstance (same orderId, other businessId) gets the first instanceId", checkV1Idempotent},
 		{"V1-DEBUG", "codes-and-rules.md §7, saas-v1.md §3", "debug calls (testFlag 1) answer 000000 (newInstance: instanceId = businessId) and change nothing", checkV1Debug},
 		{"V1-UNKNOWN-INSTANCE", "saas-v1.md §4–§9", "every activity on an instanceId never issued is 000003", checkV1Unknown},
+		{"V1-POST-BODY", "auth.md §3.3, saas-v1.md §1", "the POST-body variant (JSON body, authToken header) is served like GET: newInstance, its GET re-send, queryInstance; a wrong header → 000001", checkV1PostBody},
+		{"V1-PAY-PER-USE", "saas-v1.md §3 (idempotency)", "pay-per-use (chargingMode 0): one order with two productIds → two instances, each re-send → its own first instanceId", checkV1PayPerUse},
+		{"V1-FIELD-MISSING", "saas-v1.md §3–§9, codes-and-rules.md §2.3", "a missing mandatory parameter (timeStamp included) is 000002 naming it; nothing is created", checkV1FieldMissing},
+		{"V1-FIELD-OVERLONG", "saas-v1.md §3–§9 (Len)", "a parameter over its documented length is 000002 naming it; nothing is created or changed", checkV1FieldOverlong},
 		{"V1-LIFECYCLE", "saas-v1.md §2–§9", "purchase → provision → renew → expire → renew → status FREEZE/NORMAL → upgrade → release → after release", checkV1Lifecycle},
 	}
 }
@@ -264,4 +345,152 @@ func checkV1Lifecycle(ctx context.Context, s *session) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("instance %s: %d lifecycle calls → 000000, then queryInstance → 000003", id, len(steps)), nil
+}
+
+func checkV1PostBody(ctx context.Context, s *session) (string, error) {
+	orderID, _, business := s.order()
+	f := map[string]any{"orderId": orderID, "businessId": business}
+	if _, err := s.expect(ctx, "newInstance", f, callOpts{post: true, note: "POST-body variant, authToken header changed", mutate: flipAuthToken}, cAuth); err != nil {
+		return "", err
+	}
+	r, err := s.expect(ctx, "newInstance", f, callOpts{post: true, note: "POST-body variant"}, cOK, cProcessing)
+	if err != nil {
+		return "", err
+	}
+	if r.InstanceID != business {
+		return "", violation("POST-body newInstance answered instanceId %q, want the businessId %q", r.InstanceID, business)
+	}
+	r, err = s.expect(ctx, "newInstance", map[string]any{"orderId": orderID, "businessId": uuidText()}, callOpts{note: "re-sent as GET"}, cOK, cProcessing)
+	if err != nil {
+		return "", err
+	}
+	if r.InstanceID != business {
+		return "", violation("the GET re-send of a POST-body newInstance answered instanceId %q, want %q", r.InstanceID, business)
+	}
+	if _, _, err := s.provisioned(ctx, business); err != nil {
+		return "", err
+	}
+	if _, err := s.expect(ctx, "queryInstance", map[string]any{"instanceId": business}, callOpts{post: true, note: "POST-body variant"}, cOK); err != nil {
+		return "", err
+	}
+	return "POST-body newInstance (wrong header → 000001, then instanceId=businessId), GET re-send → same id, POST-body queryInstance → 000000", nil
+}
+
+func checkV1PayPerUse(ctx context.Context, s *session) (string, error) {
+	orderID, _, _ := s.order()
+	ids := map[string]string{}
+	for _, product := range []string{"00301-000001-0--0", "00301-000002-0--0"} {
+		business := uuidText()
+		r, err := s.expect(ctx, "newInstance", map[string]any{"orderId": orderID, "businessId": business, "productId": product, "chargingMode": "0"}, callOpts{note: "pay-per-use item " + product, omit: []string{"periodType", "periodNumber", "expireTime"}}, cOK, cProcessing)
+		if err != nil {
+			return "", err
+		}
+		if r.InstanceID != business {
+			return "", violation("pay-per-use newInstance of product %s answered instanceId %q, want its own businessId %q (one instance per orderId + productId)", product, r.InstanceID, business)
+		}
+		ids[product] = business
+	}
+	for product, id := range ids {
+		r, err := s.expect(ctx, "newInstance", map[string]any{"orderId": orderID, "businessId": uuidText(), "productId": product, "chargingMode": "0"}, callOpts{note: "re-send of item " + product, omit: []string{"periodType", "periodNumber", "expireTime"}}, cOK, cProcessing)
+		if err != nil {
+			return "", err
+		}
+		if r.InstanceID != id {
+			return "", violation("re-sent pay-per-use newInstance of product %s answered instanceId %q, want %q", product, r.InstanceID, id)
+		}
+	}
+	for _, id := range ids {
+		if _, _, err := s.provisioned(ctx, id); err != nil {
+			return "", err
+		}
+	}
+	return "one pay-per-use order, two productIds → two instances; re-sends → their own first instanceId", nil
+}
+
+// v1Invalid requires 000002 naming field.
+func (s *session) v1Invalid(ctx context.Context, act string, f map[string]any, omit []string, note, field string) error {
+	r, err := s.expect(ctx, act, f, callOpts{note: note, omit: omit}, cParam)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(r.ResultMsg, field) {
+		return violation("%s (%s) answered 000002 %q, which does not name %s", act, note, r.ResultMsg, field)
+	}
+	return nil
+}
+
+func checkV1FieldMissing(ctx context.Context, s *session) (string, error) {
+	id, _, err := s.v1Create(ctx)
+	if err != nil {
+		return "", err
+	}
+	orderID, _, business := s.order()
+	nf := map[string]any{"orderId": orderID, "businessId": business}
+	cases := []struct {
+		act, field string
+		f          map[string]any
+	}{
+		{"newInstance", "customerId", nf},
+		{"newInstance", "businessId", nf},
+		{"newInstance", "orderId", nf},
+		{"newInstance", "productId", nf},
+		{"newInstance", "timeStamp", nf},
+		{"refreshInstance", "expireTime", map[string]any{"orderId": orderID, "instanceId": id}},
+		{"refreshInstance", "instanceId", map[string]any{"orderId": orderID}},
+		{"instanceStatus", "instanceStatus", map[string]any{"instanceId": id}},
+		{"upgrade", "productId", map[string]any{"orderId": orderID, "instanceId": id}},
+		{"releaseInstance", "instanceId", map[string]any{"orderId": orderID}},
+		{"queryInstance", "instanceId", map[string]any{}},
+	}
+	for _, c := range cases {
+		if err := s.v1Invalid(ctx, c.act, c.f, []string{c.field}, "no "+c.field, c.field); err != nil {
+			return "", err
+		}
+	}
+	if err := s.absent(ctx, business, "nothing created"); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d calls missing a mandatory parameter → 000002 naming it; nothing created", len(cases)), nil
+}
+
+func checkV1FieldOverlong(ctx context.Context, s *session) (string, error) {
+	id, _, err := s.v1Create(ctx)
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := s.provisioned(ctx, id); err != nil {
+		return "", err
+	}
+	orderID, _, business := s.order()
+	nf := func(k, v string) map[string]any {
+		return map[string]any{"orderId": orderID, "businessId": business, k: v}
+	}
+	long := strings.Repeat("x", 65)
+	cases := []struct {
+		act, field string
+		f          map[string]any
+	}{
+		{"newInstance", "customerId", nf("customerId", strings.Repeat("c", 101))},
+		{"newInstance", "customerName", nf("customerName", long)},
+		{"newInstance", "businessId", nf("businessId", business+long)},
+		{"newInstance", "orderId", nf("orderId", "CS"+long)},
+		{"newInstance", "productId", nf("productId", long)},
+		{"newInstance", "skuCode", nf("skuCode", long)},
+		{"newInstance", "testFlag", nf("testFlag", "123")},
+		{"refreshInstance", "instanceId", map[string]any{"orderId": orderID, "instanceId": id + long, "expireTime": expireIn(24 * time.Hour)}},
+		{"instanceStatus", "instanceStatus", map[string]any{"instanceId": id, "instanceStatus": strings.Repeat("F", 33)}},
+		{"releaseInstance", "orderId", map[string]any{"instanceId": id, "orderId": "CS" + long}},
+	}
+	for _, c := range cases {
+		if err := s.v1Invalid(ctx, c.act, c.f, nil, c.field+" too long", c.field); err != nil {
+			return "", err
+		}
+	}
+	if err := s.absent(ctx, business, "nothing created"); err != nil {
+		return "", err
+	}
+	if err := s.stillThere(ctx, id, "the overlong release changed nothing"); err != nil {
+		return "", err
+	}
+	return "customerId (101), customerName, businessId, orderId, productId, skuCode, instanceId (65), instanceStatus (33), testFlag (3) → 000002 naming them; nothing created or released", nil
 }

@@ -21,26 +21,42 @@ var ErrScenarioFailed = errors.New("scenario failed")
 
 // Scenario is a named sequence of calls `kg run` plays.
 type Scenario struct {
-	Name  string
-	Title string
-	run   check
+	// Family is the product family the scenario speaks.
+	Family string
+	Name   string
+	Title  string
+	run    check
 }
 
 // scenarios lists what `kg run` plays, in the order --list shows them.
 func scenarios() []Scenario {
 	return []Scenario{
-		{"lifecycle-period", "yearly/monthly: purchase → provision (000004 then queryInstance polling) → renew → freeze → renew → unfreeze → change check → renewal with change → upgrade → renewal cancel → freeze → release → calls after release", scenarioPeriod},
-		{"lifecycle-trial", "trial: purchase → provision → trial-to-formal → renew → release (unsubscription) → calls after release", scenarioTrial},
-		{"lifecycle-one-time", "one-time: purchase → provision → the buyer views the resource → release → calls after release", scenarioOneTime},
-		{"lifecycle-pay-per-use", "pay-per-use: purchase → provision → freeze (arrears) → unfreeze → release → calls after release", scenarioPayPerUse},
-		{"retry-schedule", "KooGallery's retry schedule (every 2 min for 2 h, compressed by --speed): newInstance retried until accepted, queryInstance polled until ready, newInstance and a renewal re-sent as after lost answers", func(ctx context.Context, s *session) (string, error) {
+		{FamilySaaSV2, "lifecycle-period", "yearly/monthly: purchase → provision (000004 then queryInstance polling) → renew → freeze → renew → unfreeze → change check → renewal with change → upgrade → renewal cancel → freeze → release → calls after release", scenarioPeriod},
+		{FamilySaaSV2, "lifecycle-trial", "trial: purchase → provision → trial-to-formal → renew → release (unsubscription) → calls after release", scenarioTrial},
+		{FamilySaaSV2, "lifecycle-one-time", "one-time: purchase → provision → the buyer views the resource → release → calls after release", scenarioOneTime},
+		{FamilySaaSV2, "lifecycle-pay-per-use", "pay-per-use: purchase → provision → freeze (arrears) → unfreeze → release → calls after release", scenarioPayPerUse},
+		{FamilySaaSV2, "retry-schedule", "KooGallery's retry schedule (every 2 min for 2 h, compressed by --speed): newInstance retried until accepted, queryInstance polled until ready, newInstance and a renewal re-sent as after lost answers", func(ctx context.Context, s *session) (string, error) {
 			return retryScenario(ctx, s, int(retryWindow/retryInterval))
 		}},
-		{"duplicate-storm", "--storm concurrent identical calls: newInstance (one instance), then renewal, freeze, unfreeze and release storms", stormScenario},
-		{"dial-test", "the dial test: the saved debug cases (testFlag 1) of every activity replayed twice, 12 h apart (compressed), re-signed", func(ctx context.Context, s *session) (string, error) {
+		{FamilySaaSV2, "duplicate-storm", "--storm concurrent identical calls: newInstance (one instance), then renewal, freeze, unfreeze and release storms", stormScenario},
+		{FamilySaaSV2, "dial-test", "the dial test: the saved debug cases (testFlag 1) of every activity replayed twice, 12 h apart (compressed), re-signed", func(ctx context.Context, s *session) (string, error) {
 			return dialTest(ctx, s, dialTestGap)
 		}},
-		{"negative", "tampered signature, stale timestamps, replayed nonce, missing and overlong fields: the documented codes and no state change", negativeScenario},
+		{FamilySaaSV2, "negative", "tampered signature, stale timestamps, replayed nonce, missing and overlong fields: the documented codes and no state change", negativeScenario},
+		{FamilySaaSV1, "saas-v1-lifecycle", "SaaS V1 yearly/monthly: purchase → provision → renew → expire → renew → FREEZE/NORMAL → upgrade → release → after release", checkV1Lifecycle},
+		{FamilySaaSV1, "saas-v1-pay-per-use", "SaaS V1 pay-per-use: one order with two billing items (two productIds) → two instances, each idempotent", checkV1PayPerUse},
+		{FamilyLicenseA, "license-a-lifecycle", "License A yearly: getLicense → renew → renewal re-sent → expire → renew (reactivated) → release → after release (same license)", checkLALifecycle},
+		{FamilyLicenseA, "license-a-retry", "License A: getLicense re-sent by KooGallery's retries (GET and POST-body variant) → the same instance and license", checkLAIdempotent},
+		{FamilyLicenseB, "license-b-unknown-code", "License B without an activated code: refresh, FREEZE, release → 000003; the same as debug calls → 000000 and no state change", func(ctx context.Context, s *session) (string, error) {
+			a, err := checkLBUnknown(ctx, s)
+			if err != nil {
+				return "", err
+			}
+			b, err := checkLBDebug(ctx, s)
+			return a + "; " + b, err
+		}},
+		{FamilyLicenseC, "license-c-lifecycle-period", "License C yearly: purchase → provision → getLicenseAsync (000004, re-sent) → renew → freeze → unfreeze → renewal cancel → release → after release", checkLCLifecyclePeriod},
+		{FamilyLicenseC, "license-c-lifecycle-one-time", "License C one-time: purchase → provision → getLicenseAsync without expireTime → another device → release → after release", checkLCLifecycleOneTime},
 	}
 }
 
@@ -86,7 +102,7 @@ func runScenarioCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	all := scenarios()
 	if *list {
 		for _, sc := range all {
-			fmt.Fprintf(stdout, "%-22s %s\n", sc.Name, sc.Title)
+			fmt.Fprintf(stdout, "%-28s %-9s %s\n", sc.Name, sc.Family, sc.Title)
 		}
 		return nil
 	}
@@ -110,12 +126,15 @@ func runScenarioCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := checkSpeedStorm(*speed, *storm); err != nil {
 		return err
 	}
+	if tf.family == "" && tf.configPath == "" {
+		tf.family = sc.Family // --key without --family: the scenario's family
+	}
 	t, err := tf.resolve()
 	if err != nil {
 		return err
 	}
-	if t.family.Name() != FamilySaaSV2 {
-		return fmt.Errorf("--family %s: kg run plays SaaS V2 scenarios only for now", t.family.Name())
+	if t.family.Name() != sc.Family {
+		return fmt.Errorf("kg run %s plays %s; the target is --family %s", sc.Name, sc.Family, t.family.Name())
 	}
 	d := newDriver(t, tf.insecure, *speed, *storm)
 	defer d.close()
