@@ -52,6 +52,31 @@ kill -TERM "$kgpid"; wait "$kgpid" || true
 rm -rf "$kgdir"
 if [ "$kgrc" -ne 0 ]; then exit "$kgrc"; fi
 
+echo "== kg conformance --family all against a fresh gallerist serve (examples/conformance.yaml)"
+kgdir=$(mktemp -d)
+go build -o "$kgdir/gallerist" ./cmd/gallerist
+eval "$("$kgdir/gallerist" license keygen 2>/dev/null)"   # LICENSE_PRIVATE_KEY, LICENSE_PUBLIC_KEY
+export KG_CONF_LICENSE_KEY="$LICENSE_PRIVATE_KEY"
+for v in KG_CONF_KEY_V2 KG_CONF_KEY_V1 KG_CONF_KEY_LICENSE_A KG_CONF_KEY_LICENSE_B KG_CONF_KEY_LICENSE_C; do
+  export "$v=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+done
+"$kgdir/gallerist" serve --config examples/conformance.yaml --data-dir "$kgdir/data" --listen 127.0.0.1:0 \
+  --log-format json >"$kgdir/serve.out" 2>"$kgdir/serve.log" &
+kgpid=$!
+kgbase=
+for _ in $(seq 1 300); do
+  kgaddr=$(sed -n 's/.*"msg":"gallerist serving".*"addr":"\([^"]*\)".*/\1/p' "$kgdir/serve.log" | head -1)
+  if [ -n "$kgaddr" ] && curl -fsS "http://$kgaddr/healthz" >/dev/null 2>&1; then kgbase="http://$kgaddr"; break; fi
+  sleep 0.1
+done
+if [ -z "$kgbase" ]; then echo "gallerist serve did not come up:"; cat "$kgdir/serve.log"; kill "$kgpid"; exit 1; fi
+kgrc=0
+"$kgdir/gallerist" kg conformance --family all --config examples/conformance.yaml --base-url "$kgbase" \
+  --license-public-key "$LICENSE_PUBLIC_KEY" --json "$kgdir/conformance-all.json" || kgrc=$?
+kill -TERM "$kgpid"; wait "$kgpid" || true
+rm -rf "$kgdir"
+if [ "$kgrc" -ne 0 ]; then exit "$kgrc"; fi
+
 echo "== fuzz (${FUZZTIME} each)"
 fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="$FUZZTIME" -parallel=1 "$2" 2>&1; }
 for pkg in $(go list ./...); do
