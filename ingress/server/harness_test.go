@@ -299,12 +299,12 @@ func newEnv(t testing.TB) *env {
 	byRoute[pathBlock] = gate
 	byRoute[pathRefuse] = refuser{code: refusalCode, msg: refusalReason}
 
-	wcfg := provision.DefaultWorkerConfig()
-	wcfg.RetryBase, wcfg.RetryMax = 20*time.Millisecond, 500*time.Millisecond
-	worker, err := provision.NewWorker(store.Stream(), store.Config().Prefix, svc,
-		func(route string) provision.Provisioner { return byRoute[route] }, builtin(config.Provisioner{}), wcfg, log)
+	pcfg := provision.DefaultConfig()
+	pcfg.Runner.RetryBase, pcfg.Runner.RetryMax = 20*time.Millisecond, 500*time.Millisecond
+	worker, err := provision.NewRunner(store.JetStream(), store, store.Config().Stream, store.Config().Prefix, svc,
+		func(route string) provision.Provisioner { return byRoute[route] }, builtin(config.Provisioner{}), pcfg, log)
 	if err != nil {
-		t.Fatalf("provisioning worker: %v", err)
+		t.Fatalf("provisioning runner: %v", err)
 	}
 	wctx, wcancel := context.WithCancel(context.Background())
 	if err := worker.Start(wctx); err != nil {

@@ -224,7 +224,7 @@ func TestNewInstance(t *testing.T) {
 func (e *env) waitWorkerIdle(t testing.TB) {
 	t.Helper()
 	eventually(t, "provisioning worker idle", func() (bool, string) {
-		c, err := e.store.Stream().Consumer(t.Context(), provision.DefaultWorkerConfig().Durable)
+		c, err := e.store.Stream().Consumer(t.Context(), "effect-"+provision.Name)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -29,6 +29,20 @@ type Handler interface {
 	Handle(ctx context.Context, ev event.Envelope, seq uint64) error
 }
 
+// FirstOfInstance is an optional interface of a [Handler]: FirstOfInstance
+// reports that an event of this type always comes first among the events
+// the handler wants of its instance (InstanceCreated, which opens the
+// instance's stream, for an effect that wants it). Before handling such an
+// event the runner reads only the effect's progress for the instance (one
+// direct get when it is empty), not the instance's events: no earlier
+// event can be in flight or parked. It saves reads on the path a caller
+// may be waiting on (newInstance waits for provisioning). Answer true only
+// when it holds for every instance, or later events could overtake an
+// earlier one.
+type FirstOfInstance interface {
+	FirstOfInstance(eventType string) bool
+}
+
 // errPermanent marks an error as not worth retrying.
 type permanentError struct{ err error }
 

@@ -93,6 +93,7 @@ type Runner struct {
 	streamName string
 	prefix     string
 	h          Handler
+	first      FirstOfInstance // h's, if it implements it
 	name       string
 	durable    string
 	filter     string
@@ -161,6 +162,7 @@ func NewRunner(js jetstream.JetStream, store eventstore.Store, streamName, prefi
 		slots: make(chan struct{}, cfg.Concurrency), stopping: make(chan struct{}), unsubscribed: make(chan struct{}),
 		runCtx: context.Background(),
 	}
+	r.first, _ = h.(FirstOfInstance)
 	chain := newChain(h, name, cfg.HandleTimeout, r.log, nil)
 	r.chain.Store(&chain)
 	return r, nil
@@ -378,9 +380,12 @@ const (
 	vHold                   // an earlier event is parked: park this one behind it
 )
 
-// turn decides what to do with the instance event at seq. ackFloor, when
-// not nil, returns the consumer's ack floor (see below).
-func (r *Runner) turn(ctx context.Context, instanceID string, seq uint64, ackFloor func(context.Context) (uint64, error)) (Progress, verdict, error) {
+// turn decides what to do with the instance event at seq, of type typ.
+// ackFloor, when not nil, returns the consumer's ack floor (see below).
+func (r *Runner) turn(ctx context.Context, instanceID string, seq uint64, typ string, ackFloor func(context.Context) (uint64, error)) (Progress, verdict, error) {
+	if r.first != nil && r.first.FirstOfInstance(typ) {
+		return r.firstTurn(ctx, instanceID, seq)
+	}
 	p, err := r.Progress(ctx, instanceID)
 	if err != nil {
 		return p, 0, err
@@ -425,6 +430,32 @@ func (r *Runner) turn(ctx context.Context, instanceID string, seq uint64, ackFlo
 		return p, 0, fmt.Errorf("instance %s: event %d not in the log read after %d", instanceID, seq, p.Cursor)
 	}
 	if len(p.Parked) > 0 {
+		return p, vHold, nil
+	}
+	return p, vRun, nil
+}
+
+// firstTurn is turn for an event that comes first among the events the
+// handler wants of its instance ([FirstOfInstance]): no earlier one can be
+// in flight or parked, so only the effect's progress is read, and only its
+// last sequence when it is empty (the common case: one direct get, no
+// subscription). Whether the event itself is already handled or parked
+// (a redelivery, a re-created consumer) still shows in the progress.
+func (r *Runner) firstTurn(ctx context.Context, instanceID string, seq uint64) (Progress, verdict, error) {
+	p := Progress{Effect: r.name, InstanceID: instanceID}
+	last, err := r.store.Last(ctx, progressStream(r.name, instanceID))
+	if err != nil {
+		return p, 0, fmt.Errorf("effects: last progress of %s: %w", instanceID, err)
+	}
+	if last != 0 {
+		if p, err = r.Progress(ctx, instanceID); err != nil {
+			return p, 0, err
+		}
+	}
+	switch {
+	case seq <= p.Cursor:
+		return p, vHandled, nil
+	case len(p.Parked) > 0:
 		return p, vHold, nil
 	}
 	return p, vRun, nil
@@ -490,7 +521,7 @@ func (r *Runner) process(ctx context.Context, m jetstream.Msg) {
 	var p Progress
 	for conflicts := 0; ; conflicts++ {
 		var v verdict
-		p, v, err = r.turn(ctx, inst, seq, r.ackFloor(delivered))
+		p, v, err = r.turn(ctx, inst, seq, env.Type, r.ackFloor(delivered))
 		if err != nil {
 			log.Warn("cannot tell whose turn it is; will try again", "err", err)
 			r.settle(m.NakWithDelay(r.turnDelay(delivered)), "nak")

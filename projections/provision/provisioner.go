@@ -1,9 +1,12 @@
-// Package provision is the provisioning effect: a worker that consumes the
-// event stream and, for every InstanceCreated event, asks a Provisioner to
-// create the tenant at the vendor, then records the outcome through the
-// instance service as an InstanceProvisioned event (with the buyer's app
-// info) or an InstanceProvisioningFailed event (for a refusal). The ingress
-// waits, bounded, for that event to answer newInstance 000000 (else 000004).
+// Package provision is the provisioning effect: an effects.Handler (driven
+// by an effects.Runner, durable consumer "effect-provision") that, for
+// every InstanceCreated event, asks a Provisioner to create the tenant at
+// the vendor, then records the outcome through the instance service as an
+// InstanceProvisioned event (with the buyer's app info) or an
+// InstanceProvisioningFailed event (for a refusal). The ingress waits,
+// bounded, for that event to answer newInstance 000000 (else 000004). The
+// runner retries transient failures with backoff for about KooGallery's
+// retry window, then parks the instance for an operator's re-drive.
 //
 // The Provisioner interface is the plug-in point: the Builtin provisioner
 // (URLs from templates, credentials generated locally) makes the embedded
@@ -38,7 +41,7 @@ type Request struct {
 	BusinessID  string
 	// Route is the production path the newInstance arrived on.
 	Route string
-	// TestFlag is set for a debug request. The worker never provisions
+	// TestFlag is set for a debug request. The handler never provisions
 	// those (a debug call changes nothing), so it is always false today.
 	TestFlag bool
 }

@@ -409,10 +409,10 @@ func TestProvisioningRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wcfg := provision.DefaultWorkerConfig()
-	wcfg.RetryBase, wcfg.RetryMax = 5*time.Millisecond, 20*time.Millisecond
+	pcfg := provision.DefaultConfig()
+	pcfg.Runner.RetryBase, pcfg.Runner.RetryMax = 5*time.Millisecond, 20*time.Millisecond
 	c := r.store.Config()
-	w, err := provision.NewWorker(r.store.Stream(), c.Prefix, r.svc, prov.Resolver(), builtin, wcfg, r.log)
+	w, err := provision.NewRunner(r.store.JetStream(), r.store, c.Stream, c.Prefix, r.svc, prov.Resolver(), builtin, pcfg, r.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package app wires Gallerist together: the bus (embedded or external
 // NATS), the JetStream event store, the nonce guard, the instance service,
-// the provisioning effect, the effect runners (vendor webhook, Query
-// Order), the read models, the query API and the HTTP ingress.
+// the effect runners (provisioning, vendor webhook, Query Order, …), the
+// read models, the query API and the HTTP ingress.
 // cmd/gallerist runs it; the end-to-end tests start it in-process.
 package app
 
@@ -75,9 +75,14 @@ type Config struct {
 	NonceBucket string
 	// Routes are the production addresses.
 	Routes []config.Route
-	// Provisioning tunes the provisioning effect; zero means defaults.
-	Provisioning provision.WorkerConfig
+	// Provisioning tunes the provisioning effect: the timeout of the
+	// provisioner calls and its runner's own retry policy. Zero fields take
+	// the defaults of provision.DefaultConfig (retries for about
+	// KooGallery's 3 h window, then the instance is parked).
+	Provisioning provision.Config
 	// DisableProvisioner leaves provisioning to other replicas or tools.
+	// The provisioning runner is still built (without a consumer), so that
+	// this process lists and re-drives parked provisioning.
 	DisableProvisioner bool
 	// ViewsDSN is where the SQL read models live: a SQLite file path (or
 	// sqlite://path) or a postgres:// URL; empty means DataDir/views.db.
@@ -155,8 +160,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--usage-route %s: usage pushes are signed with a SaaS V2 key, the route is %s", c.UsageRoute, r.Family)
 		}
 	}
-	if err := validateEffects(c.Effects); err != nil {
+	if err := validateRunner("effects", c.Effects); err != nil {
 		return err
+	}
+	if err := validateRunner("provisioning", c.Provisioning.Runner); err != nil {
+		return err
+	}
+	if c.Provisioning.ProvisionTimeout < 0 {
+		return errors.New("provisioning: provision timeout must not be negative")
 	}
 	if kg := c.kooGallery(); kg.AK != "" || kg.SK != "" {
 		if kg.AK == "" || kg.SK == "" {
@@ -169,9 +180,10 @@ func (c Config) Validate() error {
 	return config.File{Routes: c.Routes}.Validate()
 }
 
-// validateEffects checks what can be checked before the defaults apply
-// (effects.NewRunner checks the rest).
-func validateEffects(e effects.RunnerConfig) error {
+// validateRunner checks what can be checked of a runner's configuration
+// before the defaults apply (effects.NewRunner checks the rest); what names
+// it in the errors.
+func validateRunner(what string, e effects.RunnerConfig) error {
 	for _, f := range []struct {
 		name string
 		bad  bool
@@ -181,11 +193,11 @@ func validateEffects(e effects.RunnerConfig) error {
 		{"handle timeout", e.HandleTimeout < 0}, {"turn wait max", e.TurnWaitMax < 0},
 	} {
 		if f.bad {
-			return fmt.Errorf("effects: %s must not be negative", f.name)
+			return fmt.Errorf("%s: %s must not be negative", what, f.name)
 		}
 	}
 	if e.RetryBase > 0 && e.RetryMax > 0 && e.RetryMax < e.RetryBase {
-		return fmt.Errorf("effects: retry max (%s) must be at least retry base (%s)", e.RetryMax, e.RetryBase)
+		return fmt.Errorf("%s: retry max (%s) must be at least retry base (%s)", what, e.RetryMax, e.RetryBase)
 	}
 	return nil
 }
@@ -254,8 +266,8 @@ type App struct {
 	svc      *instances.Service
 	licenses *licenses.Service
 	usage    *usagepush.Service
-	worker   *provision.Worker
 	hooks    map[string]webhook.Config // by route path; read-only after Start
+	prov     *effects.Runner           // the provisioning effect's runner (also in runners)
 	runners  []*effects.Runner
 	admin    *effects.Admin
 	effStop  context.CancelFunc // ends the runners' context (and their handler calls)
@@ -363,18 +375,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
-	if !cfg.DisableProvisioner {
-		if err := a.startProvisioner(ctx); err != nil {
-			return nil, err
-		}
+	if err := a.buildProvisioner(); err != nil {
+		return nil, err
 	}
 	if err := a.buildEffects(); err != nil {
 		return nil, err
 	}
-	if !cfg.DisableEffects {
-		if err := a.startEffects(ctx); err != nil {
-			return nil, err
-		}
+	if err := a.startEffects(ctx); err != nil {
+		return nil, err
 	}
 	if !cfg.DisableViews {
 		if err := a.startViews(ctx); err != nil {
@@ -437,14 +445,14 @@ func (a *App) connect(ctx context.Context, name string) (*nats.Conn, error) {
 	return bus.Connect(ctx, a.cfg.NATSURL, name, a.log)
 }
 
-func (a *App) startProvisioner(ctx context.Context) error {
+// buildProvisioner builds the provisioning effect's runner (the routes'
+// built-in provisioners, the vendor webhook's on provisioning routes) as
+// the first of the runners. Building starts nothing: with
+// DisableProvisioner it only serves re-drives.
+func (a *App) buildProvisioner() error {
 	js, err := jetstream.New(a.conns[3])
 	if err != nil {
 		return fmt.Errorf("jetstream for effects: %w", err)
-	}
-	stream, err := js.Stream(ctx, a.store.Config().Stream)
-	if err != nil {
-		return fmt.Errorf("event stream for effects: %w", err)
 	}
 	byRoute := map[string]provision.Provisioner{}
 	for _, r := range a.cfg.Routes {
@@ -483,27 +491,23 @@ func (a *App) startProvisioner(ctx context.Context) error {
 			return byRoute[route]
 		}
 	}
-	wcfg := a.cfg.Provisioning
-	if wcfg == (provision.WorkerConfig{}) {
-		wcfg = provision.DefaultWorkerConfig()
-	}
-	a.worker, err = provision.NewWorker(stream, a.store.Config().Prefix, a.svc, resolve, def, wcfg, a.log)
+	pcfg := a.cfg.Provisioning.WithDefaults()
+	a.prov, err = provision.NewRunner(js, a.pool, a.store.Config().Stream, a.store.Config().Prefix, a.svc, resolve, def, pcfg, a.log)
 	if err != nil {
-		return err
+		return fmt.Errorf("provisioning: %w", err)
 	}
+	a.runners = append(a.runners, a.prov)
 	for route, h := range a.hooks {
 		timeout := h.Timeout
 		if timeout == 0 {
 			timeout = webhook.DefaultTimeout
 		}
-		if h.Provisioning && timeout > a.worker.Config().ProvisionTimeout {
+		if h.Provisioning && timeout > pcfg.ProvisionTimeout {
 			a.log.Warn("the provisioning webhook's timeout exceeds the provisioning timeout, which cuts its calls short",
-				"route", route, "webhookTimeout", timeout, "provisionTimeout", a.worker.Config().ProvisionTimeout)
+				"route", route, "webhookTimeout", timeout, "provisionTimeout", pcfg.ProvisionTimeout)
 		}
 	}
-	// The worker lives until Shutdown, not until ctx (which only bounds the
-	// start): in-flight calls must still be provisioned while draining.
-	return a.worker.Start(context.WithoutCancel(ctx))
+	return nil
 }
 
 // webhookOf is the webhook.Resolver of the configured routes.
@@ -514,8 +518,9 @@ func (a *App) webhookOf(route string) (webhook.Config, bool) {
 
 // buildEffects builds the effect runners this configuration asks for — the
 // vendor webhook notifier when a route has a webhook, Query Order when AK
-// and SK are set — and the operators' Admin over them. Building starts
-// nothing: with DisableEffects the runners only serve re-drives.
+// and SK are set — and the operators' Admin over them and the provisioning
+// runner. Building starts nothing: with DisableEffects the runners only
+// serve re-drives.
 func (a *App) buildEffects() error {
 	var handlers []effects.Handler
 	if len(a.hooks) > 0 {
@@ -571,9 +576,6 @@ func (a *App) buildEffects() error {
 			return err
 		}
 	}
-	if len(handlers) == 0 && pusher == nil {
-		return nil
-	}
 	js, err := jetstream.New(a.conns[3])
 	if err != nil {
 		return fmt.Errorf("jetstream for effects: %w", err)
@@ -599,16 +601,44 @@ func (a *App) buildEffects() error {
 	return err
 }
 
-// startEffects starts the runners. Like the provisioning worker they live
-// until Shutdown, not until ctx (which only bounds the start); close ends
-// their context when they do not stop within effectsStopBound.
+// startEffects starts the runners: the provisioning one unless
+// DisableProvisioner, the others unless DisableEffects. They live until
+// Shutdown, not until ctx (which only bounds the start): calls in flight
+// must still be provisioned while draining; close ends their context when
+// they do not stop within effectsStopBound.
 func (a *App) startEffects(ctx context.Context) error {
-	if len(a.runners) == 0 {
+	var start []*effects.Runner
+	for _, r := range a.runners {
+		if r == a.prov && !a.cfg.DisableProvisioner || r != a.prov && !a.cfg.DisableEffects {
+			start = append(start, r)
+		}
+	}
+	if len(start) == 0 {
 		return nil
+	}
+	if !a.cfg.DisableProvisioner {
+		// The provisioning worker's consumer of earlier versions would keep
+		// every InstanceCreated pending; the runner's consumer delivers them
+		// all from the start of the log (provisioned ones are skipped).
+		js, err := jetstream.New(a.conns[3])
+		if err != nil {
+			return fmt.Errorf("jetstream for effects: %w", err)
+		}
+		// Not deleting it only leaves messages pending on a consumer nobody
+		// reads: no reason to refuse to start.
+		removed, err := provision.RemoveLegacyConsumer(ctx, js, a.store.Config().Stream)
+		if err != nil {
+			a.log.Warn("could not delete the provisioning worker's consumer of an earlier version; delete it by hand",
+				"legacy", provision.LegacyDurable, "err", err)
+		}
+		if removed {
+			a.log.Info("deleted the provisioning worker's consumer of an earlier version; the effect runner's consumer replaces it",
+				"legacy", provision.LegacyDurable, "durable", a.prov.Durable())
+		}
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.effStop = cancel
-	for _, r := range a.runners {
+	for _, r := range start {
 		if err := r.Start(rctx); err != nil {
 			return fmt.Errorf("effect %s: %w", r.Name(), err)
 		}
@@ -900,13 +930,10 @@ func (a *App) close() {
 		defer close(stopped)
 		// In parallel: each waits for its work in flight.
 		var wg sync.WaitGroup
-		if a.worker != nil {
-			wg.Go(a.worker.Stop)
-		}
-		if a.effStop != nil { // started (with DisableEffects they only serve re-drives)
-			for _, r := range a.runners {
-				wg.Go(r.Stop)
-			}
+		// A runner that was not started (DisableEffects,
+		// DisableProvisioner: it only serves re-drives) stops at once.
+		for _, r := range a.runners {
+			wg.Go(r.Stop)
 		}
 		if a.projStop != nil {
 			wg.Go(func() {
@@ -919,7 +946,7 @@ func (a *App) close() {
 	select {
 	case <-stopped:
 	case <-time.After(effectsStopBound):
-		// A worker attempt stuck on a lost append, a webhook call still
+		// A provisioning attempt stuck on a lost append, a webhook call still
 		// waiting for the vendor, or the projector's reader re-creating a
 		// consumer that is gone (after a stream leader change): ending the
 		// runners' context and closing the connections below ends them.

@@ -587,7 +587,7 @@ func currentLeader(ctx context.Context, js jetstream.JetStream, name string) str
 }
 
 func consumerLeader(ctx context.Context, js jetstream.JetStream, stream string) string {
-	cons, err := js.Consumer(ctx, stream, "provisioner")
+	cons, err := js.Consumer(ctx, stream, "effect-"+provision.Name)
 	if err != nil {
 		return ""
 	}
@@ -1140,6 +1140,17 @@ func TestClusterLaggingFollowerRewindsState(t *testing.T) {
 	})
 }
 
+// lateConsumerJS hands out lateConsumerStream for every stream (the
+// effect runner looks its stream up through the JetStream handle).
+type lateConsumerJS struct {
+	jetstream.JetStream
+	stream *lateConsumerStream
+}
+
+func (j lateConsumerJS) Stream(context.Context, string) (jetstream.Stream, error) {
+	return j.stream, nil
+}
+
 // lateConsumerStream hands out the provisioning consumer before anything
 // answers its pull requests (as on a cluster, where the consumer's leader
 // or the interest in its pull subject reaches the client's server a moment
@@ -1168,14 +1179,14 @@ func (s *lateConsumerStream) CreateOrUpdateConsumer(ctx context.Context, cfg jet
 }
 
 // TestClusterProvisionerStartsBeforeItsConsumerAnswers: on an R3 cluster
-// the worker's pull can find no responder, at start and after the node
-// leading its consumer stopped (TestClusterScaleTopology logs "consuming …
-// no responders available for request", then newInstance answers 000004).
-// The worker only logs the error; nats.go sends no new pull until its
-// heartbeat check fires, which took 2 × 15 s with the default 30 s expiry:
-// provisioning stalled for 30 s although the consumer answered a moment
-// later. Fixed: the worker asks for a 1 s heartbeat, so the pull is
-// re-sent within 2 s; the test gives it 20 s.
+// the provisioning runner's pull can find no responder, at start and after
+// the node leading its consumer stopped (TestClusterScaleTopology logs
+// "consuming … no responders available for request", then newInstance
+// answers 000004). The runner only logs the error; nats.go sends no new
+// pull until its heartbeat check fires, which took 2 × 15 s with the
+// default 30 s expiry: provisioning stalled for 30 s although the consumer
+// answered a moment later. Fixed: the runner asks for a 1 s heartbeat, so
+// the pull is re-sent within 2 s; the test gives it 20 s.
 func TestClusterProvisionerStartsBeforeItsConsumerAnswers(t *testing.T) {
 	x, _, _, store := twoReplicas(t)
 	def, err := provision.NewBuiltin(provision.DefaultBuiltinConfig())
@@ -1183,7 +1194,9 @@ func TestClusterProvisionerStartsBeforeItsConsumerAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := &lateConsumerStream{Stream: store.Stream(), after: 300 * time.Millisecond, back: make(chan struct{})}
-	w, err := provision.NewWorker(late, store.Config().Prefix, x, nil, def, provision.WorkerConfig{}, testLogger())
+	c := store.Config()
+	w, err := provision.NewRunner(lateConsumerJS{JetStream: store.JetStream(), stream: late}, store, c.Stream, c.Prefix, x, nil, def,
+		provision.Config{}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1198,7 +1211,7 @@ func TestClusterProvisionerStartsBeforeItsConsumerAnswers(t *testing.T) {
 	st, err := x.Create(ctx, "o-"+id, "l-1", id, event.Causation{Activity: "newInstance"}, 20*time.Second)
 	if err != nil || !st.Provisioned {
 		t.Errorf("newInstance after the consumer answers: provisioned %v (%v) after %s; want it provisioned within 20 s "+
-			"(nats.go's default heartbeat re-pulls only after 30 s). provision.Worker.Start consumes before the consumer "+
+			"(nats.go's default heartbeat re-pulls only after 30 s). The provisioning runner's Start consumes before the consumer "+
 			"answers and does not pull again soon after ErrNoResponders",
 			st.Provisioned, err, time.Since(began).Round(time.Millisecond))
 	}

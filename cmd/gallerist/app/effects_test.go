@@ -27,6 +27,7 @@ import (
 	"github.com/gallerist/gallerist/projections/effects"
 	"github.com/gallerist/gallerist/projections/openapi"
 	"github.com/gallerist/gallerist/projections/openapi/standin"
+	"github.com/gallerist/gallerist/projections/provision"
 	"github.com/gallerist/gallerist/projections/views"
 	"github.com/gallerist/gallerist/projections/webhook"
 )
@@ -656,8 +657,8 @@ func TestEffectsAPIErrors(t *testing.T) {
 }
 
 // With DisableEffects the runners do not consume (no durable consumer is
-// created), but this process still has them for re-drives; the webhook
-// provisioner, part of provisioning, still runs.
+// created), but this process still has them for re-drives; provisioning
+// (here through the webhook provisioner) has its own switch and still runs.
 func TestDisableEffects(t *testing.T) {
 	recv := newReceiver(t, func(n webhook.Notification) (int, any) {
 		if n.EventType == instance.TypeCreated {
@@ -673,12 +674,16 @@ func TestDisableEffects(t *testing.T) {
 	if a := kg.waitReady(t, id); a.Info[0].AppInfo.FrontEndURL != "https://vendor.example.com/t/"+id {
 		t.Errorf("queryInstance = %+v, want the vendor's app info", a)
 	}
-	if r.Effects() == nil || !slices.Equal(r.Effects().Effects(), []string{webhook.Name}) {
+	// Provisioning is an effect too: listed, re-drivable, and running.
+	if r.Effects() == nil || !slices.Equal(r.Effects().Effects(), []string{provision.Name, webhook.Name}) {
 		t.Fatalf("effects for re-drives: %v", r.Effects())
 	}
 	js, err := jetstream.New(r.conns[3])
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := js.Consumer(testContext(t), r.Store().Config().Stream, "effect-"+provision.Name); err != nil {
+		t.Errorf("the provisioning consumer with DisableEffects: %v", err)
 	}
 	if _, err := js.Consumer(testContext(t), r.Store().Config().Stream, "effect-"+webhook.Name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("the webhook's consumer with DisableEffects: %v, want not found", err)

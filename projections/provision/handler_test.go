@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gallerist/gallerist/internal/testenv"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,10 +20,15 @@ import (
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
 	"github.com/gallerist/gallerist/ingress/instances"
+	"github.com/gallerist/gallerist/internal/testenv"
+	"github.com/gallerist/gallerist/projections/effects"
 )
 
-// The instance service is the worker's Recorder.
+// The instance service is the handler's Recorder.
 var _ Recorder = (*instances.Service)(nil)
+
+// durable is the provisioning runner's consumer.
+const durable = "effect-" + Name
 
 // rig is one test's world: an embedded nats-server on a temporary
 // directory, an in-process connection, the JetStream event store and the
@@ -46,8 +51,7 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	log := testLogger()
 	env := testenv.Instances(t, log)
-	nc, store, svc := env.NC, env.Store, env.Svc
-	return &rig{nc: nc, store: store, svc: svc, log: log}
+	return &rig{nc: env.NC, store: env.Store, svc: env.Svc, log: log}
 }
 
 func testContext(t *testing.T) context.Context {
@@ -57,24 +61,33 @@ func testContext(t *testing.T) context.Context {
 }
 
 // fastConfig retries quickly so that tests of retries finish soon.
-func fastConfig() WorkerConfig {
-	c := DefaultWorkerConfig()
-	c.RetryBase, c.RetryMax = 5*time.Millisecond, 50*time.Millisecond
+func fastConfig() Config {
+	c := DefaultConfig()
+	c.Runner.RetryBase, c.Runner.RetryMax = 5*time.Millisecond, 50*time.Millisecond
 	return c
 }
 
-// worker builds and starts a worker; it is stopped at cleanup.
-func (r *rig) worker(t *testing.T, resolve Resolver, def Provisioner, cfg WorkerConfig) *Worker {
+// newRunner builds the provisioning runner without starting it.
+func (r *rig) newRunner(t *testing.T, resolve Resolver, def Provisioner, cfg Config) *effects.Runner {
 	t.Helper()
-	w, err := NewWorker(r.store.Stream(), r.store.Config().Prefix, r.svc, resolve, def, cfg, r.log)
+	c := r.store.Config()
+	run, err := NewRunner(r.store.JetStream(), r.store, c.Stream, c.Prefix, r.svc, resolve, def, cfg, r.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Start(testContext(t)); err != nil {
+	return run
+}
+
+// runner builds and starts a provisioning runner; it is stopped at
+// cleanup.
+func (r *rig) runner(t *testing.T, resolve Resolver, def Provisioner, cfg Config) *effects.Runner {
+	t.Helper()
+	run := r.newRunner(t, resolve, def, cfg)
+	if err := run.Start(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.Stop)
-	return w
+	t.Cleanup(run.Stop)
+	return run
 }
 
 func (r *rig) create(t *testing.T, n int, route string) string {
@@ -146,6 +159,24 @@ func (r *rig) drained(t *testing.T, durable string) *jetstream.ConsumerInfo {
 	return info
 }
 
+// done waits until the runner recorded the instance's create as done and
+// returns the progress.
+func done(t *testing.T, run *effects.Runner, id string) effects.Progress {
+	t.Helper()
+	var p effects.Progress
+	eventually(t, id+" recorded done", func() bool {
+		var err error
+		if p, err = run.Progress(testContext(t), id); err != nil {
+			t.Fatal(err)
+		}
+		return p.Done > 0
+	})
+	if len(p.Parked) != 0 {
+		t.Fatalf("%s: parked %+v", id, p.Parked)
+	}
+	return p
+}
+
 // counting records every call per instance and answers with fn.
 type counting struct {
 	mu    sync.Mutex
@@ -193,7 +224,10 @@ func TestBuiltinProvisionsCreatedInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.worker(t, nil, b, DefaultWorkerConfig())
+	run := r.runner(t, nil, b, DefaultConfig())
+	if run.Name() != Name || run.Durable() != durable {
+		t.Fatalf("runner %s, durable %s", run.Name(), run.Durable())
+	}
 	id := r.create(t, 1, "/saas/demo")
 
 	st := r.settled(t, id)
@@ -217,20 +251,24 @@ func TestBuiltinProvisionsCreatedInstance(t *testing.T) {
 		last.Causation != (event.Causation{Actor: Actor, Route: "/saas/demo"}) {
 		t.Fatalf("events: %d, last %s caused by %+v", len(recs), last.Type, last.Causation)
 	}
+	// The runner recorded the create done, once, after one attempt.
+	if p := done(t, run, id); p.Done != 1 || p.Cursor != recs[0].Seq {
+		t.Fatalf("progress = %+v", p)
+	}
 	// Every event on the instance subjects, the provisioned one included,
 	// is acked.
-	r.drained(t, "provisioner")
+	r.drained(t, durable)
 }
 
-// TestCreateWithBudgetIsReady is newInstance's 000000 path: with the worker
-// running, a create that may wait answers from an active instance.
+// TestCreateWithBudgetIsReady is newInstance's 000000 path: with the runner
+// going, a create that may wait answers from an active instance.
 func TestCreateWithBudgetIsReady(t *testing.T) {
 	r := newRig(t)
 	b, err := NewBuiltin(DefaultBuiltinConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.worker(t, nil, b, DefaultWorkerConfig())
+	r.runner(t, nil, b, DefaultConfig())
 	cause := event.Causation{Activity: "newInstance", OrderID: "o-b", OrderLineID: "l-b", BusinessID: "biz-b"}
 	st, err := r.svc.Create(testContext(t), "o-b", "l-b", "biz-b", cause, 2*time.Second)
 	if err != nil {
@@ -250,14 +288,14 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		}
 		return appFor("flaky")(req, n)
 	})
-	w := r.worker(t, nil, p, fastConfig())
+	run := r.runner(t, nil, p, fastConfig())
 	id := r.create(t, 1, "")
 
 	st := r.settled(t, id)
 	if st.Status != instance.StatusActive || st.AppInfo.FrontEndURL != "https://flaky.example.com/"+id {
 		t.Fatalf("state = %+v", st)
 	}
-	w.Stop() // nothing in flight any more: the count is final
+	run.Stop() // nothing in flight any more: the count is final
 	calls := p.of(id)
 	if len(calls) != failures+1 {
 		t.Fatalf("provisioner called %d times, want %d", len(calls), failures+1)
@@ -266,6 +304,18 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		if c.EventID == "" || c.EventID != calls[0].EventID || c.OrderID != "o-1" || c.OrderLineID != "l-1" || c.BusinessID != id {
 			t.Fatalf("requests differ between attempts or lack data: %+v", calls)
 		}
+	}
+	// The attempts are counted by the runner and recorded with the outcome.
+	var progress effects.Progress
+	recs, err := r.store.Load(testContext(t), eventstore.StreamID{Kind: "effect", Keys: []string{Name, id}}, 0)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("progress events %d, %v", len(recs), err)
+	}
+	if progress, err = run.Progress(testContext(t), id); err != nil || progress.Done != 1 {
+		t.Fatalf("progress %+v, %v", progress, err)
+	}
+	if got := string(recs[0].Event.Data); !strings.Contains(got, fmt.Sprintf(`"attempts":%d`, failures+1)) {
+		t.Fatalf("done event %s, want %d attempts", got, failures+1)
 	}
 }
 
@@ -277,30 +327,37 @@ func TestVendorConfigErrorsAreRetriedNotRefused(t *testing.T) {
 			return instance.AppInfo{}, Refuse("999999", "nope")
 		case 2: // app info that cannot be sent
 			return instance.AppInfo{FrontEndURL: "https://x.example.com/", UserName: string(make([]byte, 80))}, nil
-		case 3:
+		case 3: // no frontEndUrl
+			return instance.AppInfo{UserName: "admin"}, nil
+		case 4:
 			panic("vendor bug")
 		}
 		return appFor("fixed")(req, n)
 	})
-	r.worker(t, nil, p, fastConfig())
+	r.runner(t, nil, p, fastConfig())
 	id := r.create(t, 1, "")
 	st := r.settled(t, id)
-	if st.Status != instance.StatusActive || st.Failure != nil || len(p.of(id)) != 4 {
+	if st.Status != instance.StatusActive || st.Failure != nil || len(p.of(id)) != 5 {
 		t.Fatalf("state = %+v after %d calls", st, len(p.of(id)))
 	}
 }
 
+// TestRefusalFailsInstance: a refusal is an outcome, recorded as
+// InstanceProvisioningFailed; the effect is done, not parked.
 func TestRefusalFailsInstance(t *testing.T) {
 	r := newRig(t)
 	p := newCounting(func(Request, int) (instance.AppInfo, error) {
 		return instance.AppInfo{}, Refuse("000106", "sold out")
 	})
-	w := r.worker(t, nil, p, fastConfig())
+	run := r.runner(t, nil, p, fastConfig())
 	id := r.create(t, 1, "")
 
 	st := r.settled(t, id)
 	if st.Status != instance.StatusFailed || st.Failure == nil || *st.Failure != (instance.Failure{Code: "000106", Message: "sold out"}) {
 		t.Fatalf("state = %+v", st)
+	}
+	if p := done(t, run, id); p.Done != 1 {
+		t.Fatalf("progress = %+v", p)
 	}
 	// KooGallery re-sends newInstance for the order: it is refused again,
 	// from the log, without asking the provisioner.
@@ -310,21 +367,76 @@ func TestRefusalFailsInstance(t *testing.T) {
 	if !errors.As(err, &refused) || refused.Failure.Code != "000106" || refused.Failure.Message != "sold out" {
 		t.Fatalf("repeated create: err = %v", err)
 	}
-	w.Stop()
+	run.Stop()
 	if n := len(p.of(id)); n != 1 {
 		t.Fatalf("provisioner called %d times, want 1", n)
 	}
+	if parked, err := run.ListParked(testContext(t), Name); err != nil || len(parked) != 0 {
+		t.Fatalf("parked %+v, %v", parked, err)
+	}
 }
 
-// TestReplicasProvisionEachInstanceOnce: two workers on one durable, as two
+// TestExhaustedRetriesParkAndRedrive: after MaxAttempts failures the
+// instance is parked (listed for the operators, still provisioning); a
+// re-drive provisions it once the vendor is back.
+func TestExhaustedRetriesParkAndRedrive(t *testing.T) {
+	r := newRig(t)
+	var up atomic.Bool
+	p := newCounting(func(req Request, n int) (instance.AppInfo, error) {
+		if !up.Load() {
+			return instance.AppInfo{}, fmt.Errorf("vendor down (call %d)", n)
+		}
+		return appFor("back")(req, n)
+	})
+	cfg := fastConfig()
+	cfg.Runner.MaxAttempts = 3
+	run := r.runner(t, nil, p, cfg)
+	id := r.create(t, 1, "")
+
+	admin, err := effects.NewAdmin(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parked []effects.ParkedEffect
+	eventually(t, id+" parked", func() bool {
+		parked, err = admin.ListParked(testContext(t), Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(parked) == 1
+	})
+	if pe := parked[0]; pe.InstanceID != id || pe.EventType != instance.TypeCreated || pe.Attempts != 3 || !strings.Contains(pe.Reason, "vendor down") {
+		t.Fatalf("parked %+v", pe)
+	}
+	if st, err := r.svc.Get(testContext(t), id); err != nil || st.Status != instance.StatusProvisioning || st.Provisioned {
+		t.Fatalf("parked instance %+v, %v", st, err)
+	}
+	if n := len(p.of(id)); n != 3 {
+		t.Fatalf("provisioner called %d times, want 3", n)
+	}
+	r.drained(t, durable) // parked is acked: nothing left pending
+
+	up.Store(true)
+	if err := admin.Redrive(testContext(t), Name, id, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := r.svc.Get(testContext(t), id); err != nil || !st.Provisioned || st.AppInfo.FrontEndURL != "https://back.example.com/"+id {
+		t.Fatalf("after the re-drive %+v, %v", st, err)
+	}
+	if parked, err := admin.ListParked(testContext(t), Name); err != nil || len(parked) != 0 {
+		t.Fatalf("still parked %+v, %v", parked, err)
+	}
+}
+
+// TestReplicasProvisionEachInstanceOnce: two runners on one durable, as two
 // replicas would run, share the work; every instance is provisioned once.
 func TestReplicasProvisionEachInstanceOnce(t *testing.T) {
 	const n = 20
 	r := newRig(t)
 	p := newCounting(appFor("shared"))
 	var byA, byB atomic.Int64
-	a := r.worker(t, nil, tagged{p, &byA}, fastConfig())
-	b := r.worker(t, nil, tagged{p, &byB}, fastConfig())
+	a := r.runner(t, nil, tagged{p, &byA}, fastConfig())
+	b := r.runner(t, nil, tagged{p, &byB}, fastConfig())
 
 	ids := make([]string, n)
 	errs := make([]error, n)
@@ -365,28 +477,32 @@ func (t tagged) Provision(ctx context.Context, req Request) (instance.AppInfo, e
 }
 
 // TestRedeliveryDoesNotProvisionAgain: a consumer that sees every
-// InstanceCreated again (here: a new durable reading the log from the
-// start) finds the instances provisioned and never calls the provisioner.
+// InstanceCreated again (here: the durable deleted and created anew, so it
+// reads the log from the start) finds the creates done in the progress and
+// never calls the provisioner; and the handler alone, given a create whose
+// instance is provisioned, does not call it either.
 func TestRedeliveryDoesNotProvisionAgain(t *testing.T) {
 	r := newRig(t)
 	first := newCounting(appFor("first"))
-	w := r.worker(t, nil, first, fastConfig())
+	run := r.runner(t, nil, first, fastConfig())
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, r.create(t, i, ""))
 	}
 	for _, id := range ids {
 		r.settled(t, id)
+		done(t, run, id)
 	}
-	w.Stop()
+	run.Stop()
+	if err := r.store.Stream().DeleteConsumer(testContext(t), durable); err != nil {
+		t.Fatal(err)
+	}
 
 	again := newCounting(appFor("again"))
-	cfg := fastConfig()
-	cfg.Durable = "provisioner-again"
-	r.worker(t, nil, again, cfg)
-	info := r.drained(t, "provisioner-again")
+	r.runner(t, nil, again, fastConfig())
+	info := r.drained(t, durable)
 	if info.Delivered.Stream == 0 {
-		t.Fatal("the second consumer saw nothing")
+		t.Fatal("the new consumer saw nothing")
 	}
 	if again.total() != 0 {
 		t.Fatalf("provisioned again %d times", again.total())
@@ -396,10 +512,69 @@ func TestRedeliveryDoesNotProvisionAgain(t *testing.T) {
 			t.Fatalf("%s: %+v", id, st.AppInfo)
 		}
 	}
+
+	h, err := NewHandler(r.svc, nil, again, 0, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.store.Load(testContext(t), eventstore.StreamID{Kind: instance.Kind, Keys: []string{ids[0]}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(testContext(t), recs[0].Event, recs[0].Seq); err != nil || again.total() != 0 {
+		t.Fatalf("handling a provisioned instance's create again: %v, %d calls", err, again.total())
+	}
+}
+
+// TestUpgradeFromTheWorker: instances the provisioning worker (durable
+// "provisioner") handled before the upgrade are skipped, those it had not
+// handled yet are provisioned, and the worker's consumer is deleted.
+func TestUpgradeFromTheWorker(t *testing.T) {
+	r := newRig(t)
+	ctx := testContext(t)
+	// The worker's consumer, with the creates still pending on it.
+	if _, err := r.store.Stream().CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: LegacyDurable, FilterSubject: r.store.Config().Prefix + ".instance.>", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := r.create(t, 1, "")
+	if _, err := r.svc.RecordProvisioning(ctx, old, instance.RecordProvisioning{AppInfo: &instance.AppInfo{FrontEndURL: "https://worker.example.com/" + old}},
+		event.Causation{Actor: Actor}); err != nil {
+		t.Fatal(err)
+	}
+	pending := r.create(t, 2, "")
+
+	c := r.store.Config()
+	removed, err := RemoveLegacyConsumer(ctx, r.store.JetStream(), c.Stream)
+	if err != nil || !removed {
+		t.Fatalf("RemoveLegacyConsumer = %v, %v", removed, err)
+	}
+	if _, err := r.store.Stream().Consumer(ctx, LegacyDurable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("legacy consumer still there: %v", err)
+	}
+	if removed, err := RemoveLegacyConsumer(ctx, r.store.JetStream(), c.Stream); err != nil || removed {
+		t.Fatalf("second RemoveLegacyConsumer = %v, %v", removed, err)
+	}
+
+	p := newCounting(appFor("runner"))
+	run := r.runner(t, nil, p, fastConfig())
+	if st := r.settled(t, pending); st.AppInfo.FrontEndURL != "https://runner.example.com/"+pending {
+		t.Fatalf("pending instance %+v", st)
+	}
+	done(t, run, old)
+	done(t, run, pending)
+	r.drained(t, durable)
+	if len(p.of(old)) != 0 || len(p.of(pending)) != 1 {
+		t.Fatalf("provisioner calls: old %d, pending %d", len(p.of(old)), len(p.of(pending)))
+	}
+	if st, _ := r.svc.Get(ctx, old); st.AppInfo.FrontEndURL != "https://worker.example.com/"+old {
+		t.Fatalf("old instance %+v", st.AppInfo)
+	}
 }
 
 // TestReleasedBeforeProvisioningIsSkipped: an instance released before the
-// worker got to it is not provisioned.
+// runner got to it is not provisioned.
 func TestReleasedBeforeProvisioningIsSkipped(t *testing.T) {
 	r := newRig(t)
 	id := r.create(t, 1, "")
@@ -408,13 +583,37 @@ func TestReleasedBeforeProvisioningIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newCounting(appFor("late"))
-	r.worker(t, nil, p, fastConfig())
-	r.drained(t, "provisioner")
+	run := r.runner(t, nil, p, fastConfig())
+	done(t, run, id)
+	r.drained(t, durable)
 	if p.total() != 0 {
 		t.Fatalf("released instance provisioned (%d calls)", p.total())
 	}
 	if st, err := r.svc.Get(testContext(t), id); err != nil || st.Status != instance.StatusReleased || st.Provisioned {
 		t.Fatalf("state = %+v, %v", st, err)
+	}
+}
+
+// TestDebugCreatesAreNotProvisioned: the handler leaves a debug request's
+// create alone.
+func TestDebugCreatesAreNotProvisioned(t *testing.T) {
+	r := newRig(t)
+	p := newCounting(appFor("debug"))
+	h, err := NewHandler(r.svc, nil, p, 0, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(`{"instanceId":"biz-debug","orderId":"o","orderLineId":"l","businessId":"biz-debug"}`)
+	ev := event.Envelope{ID: "e-1", Type: instance.TypeCreated, Version: 1, AggregateKind: instance.Kind, AggregateID: "biz-debug",
+		Causation: event.Causation{TestFlag: true}, Data: data}
+	if _, err := instance.Decode(ev.Type, ev.Version, ev.Data); err != nil {
+		t.Fatalf("test event: %v", err)
+	}
+	if err := h.Handle(testContext(t), ev, 1); err != nil || p.total() != 0 {
+		t.Fatalf("debug create: %v, %d calls", err, p.total())
+	}
+	if h.Wants(instance.TypeProvisioned) || !h.Wants(instance.TypeCreated) || h.Name() != Name {
+		t.Fatal("the handler wants more than InstanceCreated")
 	}
 }
 
@@ -429,7 +628,7 @@ func TestResolverPicksPerRoute(t *testing.T) {
 		}
 		return nil
 	}
-	r.worker(t, resolve, def, fastConfig())
+	r.runner(t, resolve, def, fastConfig())
 	a := r.create(t, 1, "/saas/special")
 	b := r.create(t, 2, "/saas/plain")
 
@@ -469,7 +668,7 @@ func (b *blocking) Provision(ctx context.Context, req Request) (instance.AppInfo
 func TestStopWaitsForInFlightWork(t *testing.T) {
 	r := newRig(t)
 	p := &blocking{entered: make(chan string, 1), release: make(chan struct{})}
-	w := r.worker(t, nil, p, DefaultWorkerConfig())
+	run := r.runner(t, nil, p, DefaultConfig())
 	id := r.create(t, 1, "")
 	if got := <-p.entered; got != id {
 		t.Fatalf("provisioning %s, want %s", got, id)
@@ -477,10 +676,9 @@ func TestStopWaitsForInFlightWork(t *testing.T) {
 
 	stopped := make(chan struct{})
 	go func() {
-		w.Stop()
+		run.Stop()
 		close(stopped)
 	}()
-	<-w.stopping // Stop has begun
 	select {
 	case <-stopped:
 		t.Fatal("Stop returned while a provisioning was in flight")
@@ -493,8 +691,11 @@ func TestStopWaitsForInFlightWork(t *testing.T) {
 	if err != nil || !st.Provisioned || st.AppInfo.FrontEndURL != "https://late.example.com/"+id {
 		t.Fatalf("after Stop: %+v, %v", st, err)
 	}
-	if err := w.Start(testContext(t)); err == nil {
-		t.Fatal("a stopped worker started again")
+	if pr, err := run.Progress(testContext(t), id); err != nil || pr.Done != 1 {
+		t.Fatalf("after Stop: progress %+v, %v", pr, err)
+	}
+	if err := run.Start(testContext(t)); err == nil {
+		t.Fatal("a stopped runner started again")
 	}
 }
 
@@ -502,18 +703,18 @@ func TestStopWaitsForInFlightWork(t *testing.T) {
 // is busy is handed back on Stop, and another replica takes it at once.
 func TestStopHandsBackUnstartedMessages(t *testing.T) {
 	r := newRig(t)
-	cfg := DefaultWorkerConfig()
-	cfg.Concurrency, cfg.AckWait = 1, 10*time.Minute // no redelivery by AckWait during the test
+	cfg := DefaultConfig()
+	cfg.Runner.Concurrency, cfg.Runner.AckWait = 1, 10*time.Minute // no redelivery by AckWait during the test
 	p := &blocking{entered: make(chan string, 2), release: make(chan struct{})}
-	w := r.worker(t, nil, p, cfg)
+	run := r.runner(t, nil, p, cfg)
 	first := r.create(t, 1, "")
 	if got := <-p.entered; got != first {
 		t.Fatalf("provisioning %s first", got)
 	}
 	second := r.create(t, 2, "")
-	// Both delivered: the second waits in the worker for the one slot.
+	// Both delivered: the second waits in the runner for the one slot.
 	eventually(t, "both creates are delivered", func() bool {
-		c, err := r.store.Stream().Consumer(testContext(t), cfg.Durable)
+		c, err := r.store.Stream().Consumer(testContext(t), durable)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -522,10 +723,9 @@ func TestStopHandsBackUnstartedMessages(t *testing.T) {
 	})
 	stopped := make(chan struct{})
 	go func() {
-		w.Stop()
+		run.Stop()
 		close(stopped)
 	}()
-	<-w.stopping
 	close(p.release)
 	<-stopped
 	if st, _ := r.svc.Get(testContext(t), first); !st.Provisioned {
@@ -534,7 +734,7 @@ func TestStopHandsBackUnstartedMessages(t *testing.T) {
 	if st, _ := r.svc.Get(testContext(t), second); st.Provisioned {
 		t.Fatalf("%s was started after Stop began", second)
 	}
-	r.worker(t, nil, newCounting(appFor("takeover")), cfg)
+	r.runner(t, nil, newCounting(appFor("takeover")), cfg)
 	if st := r.settled(t, second); st.AppInfo.FrontEndURL != "https://takeover.example.com/"+second {
 		t.Fatalf("state = %+v", st)
 	}
@@ -547,29 +747,29 @@ func TestCancelHandsWorkToAnotherReplica(t *testing.T) {
 	r := newRig(t)
 	// With this AckWait only a message handed back at once can be
 	// redelivered before the test's deadline.
-	cfg := DefaultWorkerConfig()
-	cfg.AckWait = 10 * time.Minute
+	cfg := DefaultConfig()
+	cfg.Runner.AckWait = 10 * time.Minute
 	p := &blocking{entered: make(chan string, 1), release: make(chan struct{})}
-	w, err := NewWorker(r.store.Stream(), r.store.Config().Prefix, r.svc, nil, p, cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := r.newRunner(t, nil, p, cfg)
 	ctx, cancel := context.WithCancel(testContext(t))
-	if err := w.Start(ctx); err != nil {
+	if err := run.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	id := r.create(t, 1, "")
 	<-p.entered
 	cancel()
-	w.Stop() // returns once the aborted attempt has handed the message back
+	run.Stop() // returns once the aborted attempt has handed the message back
 
-	r.worker(t, nil, newCounting(appFor("takeover")), cfg)
+	r.runner(t, nil, newCounting(appFor("takeover")), cfg)
 	if st := r.settled(t, id); st.AppInfo.FrontEndURL != "https://takeover.example.com/"+id {
 		t.Fatalf("state = %+v", st)
 	}
 }
 
-func TestPoisonMessageIsTerminated(t *testing.T) {
+// TestPoisonMessages: an undecodable message is terminated; a create whose
+// data cannot be decoded is parked at once (retrying cannot help); the
+// instances after them are provisioned.
+func TestPoisonMessages(t *testing.T) {
 	r := newRig(t)
 	js, err := jetstream.New(r.nc)
 	if err != nil {
@@ -586,7 +786,7 @@ func TestPoisonMessageIsTerminated(t *testing.T) {
 	}
 	// JetStream announces every terminated message.
 	terminated := make(chan *nats.Msg, 10)
-	sub, err := r.nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+r.store.Config().Stream+".provisioner", terminated)
+	sub, err := r.nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+r.store.Config().Stream+"."+durable, terminated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,41 +796,50 @@ func TestPoisonMessageIsTerminated(t *testing.T) {
 	}
 
 	p := newCounting(appFor("after"))
-	r.worker(t, nil, p, fastConfig())
+	run := r.runner(t, nil, p, fastConfig())
 	id := r.create(t, 1, "")
 	r.settled(t, id)
 	// Drained: a poison message that was retried would stay ack-pending.
-	r.drained(t, "provisioner")
-	for range 2 {
-		select {
-		case <-terminated:
-		case <-testContext(t).Done():
-			t.Fatal("poison messages not terminated")
-		}
+	r.drained(t, durable)
+	select {
+	case <-terminated:
+	case <-testContext(t).Done():
+		t.Fatal("undecodable message not terminated")
+	}
+	parked, err := run.ListParked(testContext(t), Name)
+	if err != nil || len(parked) != 1 || parked[0].InstanceID != "junk2" || parked[0].Attempts != 1 {
+		t.Fatalf("parked %+v, %v", parked, err)
 	}
 	if p.total() != 1 {
 		t.Fatalf("provisioner calls = %d", p.total())
 	}
 }
 
-func TestNewWorkerRejects(t *testing.T) {
+func TestNewRunnerRejects(t *testing.T) {
 	r := newRig(t)
 	b, _ := NewBuiltin(DefaultBuiltinConfig())
-	if _, err := NewWorker(r.store.Stream(), "bad prefix", r.svc, nil, b, WorkerConfig{}, nil); err == nil {
+	js, c := r.store.JetStream(), r.store.Config()
+	if _, err := NewRunner(js, r.store, c.Stream, "bad prefix", r.svc, nil, b, Config{}, nil); err == nil {
 		t.Fatal("bad prefix accepted")
 	}
-	if _, err := NewWorker(r.store.Stream(), "gallerist", r.svc, nil, nil, WorkerConfig{}, nil); err == nil {
+	if _, err := NewRunner(js, r.store, c.Stream, c.Prefix, r.svc, nil, nil, Config{}, nil); err == nil {
 		t.Fatal("nil default provisioner accepted")
 	}
-	if _, err := NewWorker(r.store.Stream(), "gallerist", r.svc, nil, b, WorkerConfig{Concurrency: -1}, nil); err == nil {
+	if _, err := NewRunner(js, r.store, c.Stream, c.Prefix, nil, nil, b, Config{}, nil); err == nil {
+		t.Fatal("nil recorder accepted")
+	}
+	if _, err := NewRunner(js, r.store, c.Stream, c.Prefix, r.svc, nil, b, Config{Runner: effects.RunnerConfig{Concurrency: -1}}, nil); err == nil {
 		t.Fatal("bad config accepted")
 	}
-	w, err := NewWorker(r.store.Stream(), "gallerist", r.svc, nil, b, WorkerConfig{}, nil)
+	if _, err := NewRunner(js, r.store, c.Stream, c.Prefix, r.svc, nil, b, Config{ProvisionTimeout: -time.Second}, nil); err == nil {
+		t.Fatal("negative provision timeout accepted")
+	}
+	run, err := NewRunner(js, r.store, c.Stream, c.Prefix, r.svc, nil, b, Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Config() != DefaultWorkerConfig() {
-		t.Fatalf("effective config = %+v", w.Config())
+	if run.Config() != DefaultRunnerConfig() {
+		t.Fatalf("effective config = %+v", run.Config())
 	}
-	w.Stop() // never started: returns at once
+	run.Stop() // never started: returns at once
 }
