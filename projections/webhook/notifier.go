@@ -95,13 +95,13 @@ func (n *Notifier) Handle(ctx context.Context, ev event.Envelope, seq uint64) er
 
 // provisioningWait is how long one attempt of an InstanceCreated on a
 // provisioning route waits for the outcome before it fails (and is retried
-// with the runner's backoff): the provisioning worker sees the same event
+// with the runner's backoff): the provisioning effect sees the same event
 // at the same moment, so the outcome usually follows within the vendor's
 // answer time.
 const provisioningWait = 5 * time.Second
 
 // provisioned is done once the provisioning outcome of the instance created
-// at seq is in the log: the provisioning worker already delivered this
+// at seq is in the log: the provisioning effect already delivered this
 // InstanceCreated to the vendor and recorded the answer.
 func (n *Notifier) provisioned(ctx context.Context, ev event.Envelope, seq uint64) error {
 	deadline := time.Now().Add(provisioningWait)

@@ -39,7 +39,7 @@ func NewProvisioner(resolve Resolver, store eventstore.Store, hc *http.Client) (
 	return &Provisioner{resolve: resolve, store: store, hc: hc}, nil
 }
 
-// Resolver is the provisioning worker's resolver: p on routes whose
+// Resolver is the provisioning effect's resolver: p on routes whose
 // webhook provisions, nil (the worker's default, the built-in provisioner)
 // everywhere else.
 func (p *Provisioner) Resolver() provision.Resolver {

@@ -2,7 +2,7 @@
 // about every lifecycle event of an instance (a [Notifier], the effect
 // "webhook" run by effects.Runner) and, on routes configured for it, asks
 // the vendor to create the tenant and answer with the buyer's app info (a
-// [Provisioner] for the provisioning worker).
+// [Provisioner] for the provisioning effect).
 //
 // # Wire contract
 //

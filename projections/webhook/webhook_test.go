@@ -370,7 +370,7 @@ func TestProvisionerReadsAppInfoAndRefusals(t *testing.T) {
 	}
 }
 
-// TestProvisioningRoute runs the provisioning worker with the webhook
+// TestProvisioningRoute runs the provisioning effect with the webhook
 // provisioner and the notifier effect together: the vendor creates the
 // tenants of the provisioning route (after failing twice), refuses one,
 // and hears about every later event only after the creation; the other
