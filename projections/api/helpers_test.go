@@ -235,6 +235,9 @@ func buildFixture(dir string) (*fixture, error) {
 			return nil, err
 		}
 	}
+	if err := f.appendLicenses(ctx); err != nil { // licenses_test.go
+		return nil, err
+	}
 	info, err := f.store.JetStream().Stream(ctx, "APITEST")
 	if err != nil {
 		return nil, err

@@ -355,6 +355,9 @@ func (s *Server) openAPIJSON() ([]byte, error) {
 	for p, item := range licenseCodePathDocs(g, jsonBody, common) {
 		paths[p] = item
 	}
+	for p, item := range s.licensePathDocs(jsonBody, common) { // licenses.go
+		paths[p] = item
+	}
 	errContent := obj{"application/json": obj{"schema": g.ref(reflect.TypeFor[ErrorBody]())}}
 	doc := obj{
 		"openapi": "3.0.3",

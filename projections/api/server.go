@@ -194,6 +194,7 @@ func New(vs *views.Store, log eventstore.Store, effects Effects, cfg Config, log
 	e.POST("/v1/effects/redrive", s.redrive)
 	e.GET("/v1/usage", s.listUsage)
 	e.POST("/v1/usage", s.reportUsage)
+	s.licenseRoutes(e) // licenses.go
 	e.GET("/v1/license-codes/:code", s.getLicenseCode)
 	e.POST("/v1/license-codes/:code/activate", s.activateLicenseCode)
 	e.POST("/v1/license-codes/:code/heartbeat", s.heartbeatLicenseCode)

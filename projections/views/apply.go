@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,8 @@ type applier interface {
 	apply(ctx context.Context, tx *sql.Tx, items []item) error
 	// shapes lists every statement apply may run (see Store.warm).
 	shapes() []shape
-	// kind is the aggregate kind whose events the view folds.
-	kind() string
+	// kinds are the aggregate kinds whose events the view folds.
+	kinds() []string
 	// table names the applier's main table (unique per view and suffix).
 	table() string
 }
@@ -36,15 +37,15 @@ func (a *instancesApplier) table() string { return a.instances }
 func (a *factsApplier) table() string     { return a.facts }
 func (a *effectsApplier) table() string   { return a.parked }
 
-func (a *instancesApplier) kind() string { return instance.Kind }
-func (a *factsApplier) kind() string     { return instance.Kind }
-func (a *effectsApplier) kind() string   { return effect.Kind }
+func (a *instancesApplier) kinds() []string { return []string{instance.Kind} }
+func (a *factsApplier) kinds() []string     { return []string{instance.Kind} }
+func (a *effectsApplier) kinds() []string   { return []string{effect.Kind} }
 
 // relevant reports whether any of items is an event a folds.
 func relevant(a applier, items []item) bool {
-	k := a.kind()
+	ks := a.kinds()
 	for i := range items {
-		if items[i].kind == k && items[i].ev != nil {
+		if items[i].ev != nil && slices.Contains(ks, items[i].kind) {
 			return true
 		}
 	}
@@ -119,6 +120,14 @@ func (s *Store) newApplier(view, suffix string) (applier, error) {
 		return &factsApplier{s: s, facts: "daily_facts" + suffix, state: "facts_instance_state" + suffix}, nil
 	case ViewEffects:
 		return &effectsApplier{s: s, parked: "parked_effects" + suffix}, nil
+	case ViewLicenses:
+		return &licensesApplier{s: s, licenses: "licenses" + suffix}, nil
+	case ViewLicenseCodes:
+		return &codesApplier{s: s, codes: "license_codes" + suffix}, nil
+	case ViewUsage:
+		return &usageApplier{s: s, records: "usage_records" + suffix}, nil
+	case ViewFamilyFacts:
+		return &familyFactsApplier{s: s, facts: "family_daily_facts" + suffix, state: "family_facts_state" + suffix}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownView, view)
 }

@@ -9,6 +9,9 @@ import (
 	"github.com/gallerist/gallerist/domain/effect"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
+	"github.com/gallerist/gallerist/domain/license"
+	"github.com/gallerist/gallerist/domain/licensecode"
+	"github.com/gallerist/gallerist/domain/usage"
 )
 
 // item is one entry of the log, decoded as far as the views need it.
@@ -16,8 +19,8 @@ type item struct {
 	seq  uint64
 	kind string // the aggregate kind, from the subject
 	env  event.Envelope
-	// ev is the decoded event (an instance.Event, or effect.Done, Parked,
-	// Redriven); nil when the views have nothing to do with the entry
+	// ev is the decoded event (an instance.Event, license.Event,
+	// licensecode.Event, usage.Event, or effect.Done, Parked, Redriven); nil when the views have nothing to do with the entry
 	// (another kind, an unknown type, a debug event). Such entries still
 	// advance the checkpoint.
 	ev any
@@ -65,7 +68,16 @@ var knownInstanceTypes = map[string]bool{
 // retries (a newer replica sharing the database can apply it meanwhile).
 func decodeEntry(prefix, subject string, seq uint64, data []byte) (item, skipReason, error) {
 	it := item{seq: seq, kind: kindOf(prefix, subject)}
-	if it.kind != instance.Kind && it.kind != effect.Kind {
+	switch it.kind {
+	case instance.Kind, effect.Kind, license.Kind, licensecode.Kind:
+	case usage.Kind:
+		// Only the instances' usage streams, "<prefix>.usage.instance.<id>";
+		// the usage pusher's own progress streams live in the same
+		// namespace ("<prefix>.usage.effect.…") and are not projected.
+		if !strings.HasPrefix(subject, prefix+"."+usage.Kind+"."+instance.Kind+".") {
+			return it, skipKind, nil
+		}
+	default:
 		return it, skipKind, nil
 	}
 	env, err := eventstore.DecodeEnvelope(data)
@@ -82,6 +94,16 @@ func decodeEntry(prefix, subject string, seq uint64, data []byte) (item, skipRea
 			return it, skipUnknown, nil
 		}
 		e, err := instance.Decode(env.Type, env.Version, env.Data)
+		if err != nil {
+			return it, skipNone, fmt.Errorf("views: entry %d on %s: %w", seq, subject, err)
+		}
+		it.ev = e
+	case license.Kind, licensecode.Kind, usage.Kind:
+		known, decode := otherDecoders(it.kind)
+		if !known[env.Type] {
+			return it, skipUnknown, nil
+		}
+		e, err := decode(env.Type, env.Version, env.Data)
 		if err != nil {
 			return it, skipNone, fmt.Errorf("views: entry %d on %s: %w", seq, subject, err)
 		}
@@ -114,4 +136,28 @@ func decodeEntry(prefix, subject string, seq uint64, data []byte) (item, skipRea
 		}
 	}
 	return it, skipNone, nil
+}
+
+var (
+	knownLicenseTypes = map[string]bool{
+		license.TypeIssued: true, license.TypeRefreshed: true, license.TypeExpired: true, license.TypeReleased: true,
+	}
+	knownCodeTypes = map[string]bool{
+		licensecode.TypeRegistered: true, licensecode.TypeRefreshed: true, licensecode.TypeFrozen: true,
+		licensecode.TypeUnfrozen: true, licensecode.TypeReleased: true, licensecode.TypeActivated: true,
+		licensecode.TypeActivationFailed: true, licensecode.TypeQueried: true, licensecode.TypeUsageReported: true,
+	}
+	knownUsageTypes = map[string]bool{usage.TypeRecorded: true, usage.TypePushed: true, usage.TypeRejected: true}
+)
+
+// otherDecoders returns the known event types of kind (license,
+// licensecode or usage) and a decoder returning the domain event.
+func otherDecoders(kind string) (map[string]bool, func(string, int, []byte) (any, error)) {
+	switch kind {
+	case license.Kind:
+		return knownLicenseTypes, func(t string, v int, d []byte) (any, error) { return license.Decode(t, v, d) }
+	case licensecode.Kind:
+		return knownCodeTypes, func(t string, v int, d []byte) (any, error) { return licensecode.Decode(t, v, d) }
+	}
+	return knownUsageTypes, func(t string, v int, d []byte) (any, error) { return usage.Decode(t, v, d) }
 }

@@ -250,6 +250,9 @@ func expectedViews(prefix string, recs []eventstore.Record) map[string][]string 
 	for _, row := range parked {
 		add("parked_effects", row...)
 	}
+	for table, rows := range expectedLicenseViews(prefix, recs) {
+		out[table] = rows
+	}
 	for _, v := range ViewNames() {
 		for _, table := range viewTables[v] {
 			slices.Sort(out[table])

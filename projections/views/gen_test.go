@@ -14,6 +14,8 @@ import (
 	"github.com/gallerist/gallerist/domain/effect"
 	"github.com/gallerist/gallerist/domain/event"
 	"github.com/gallerist/gallerist/domain/instance"
+	"github.com/gallerist/gallerist/domain/license"
+	"github.com/gallerist/gallerist/domain/usage"
 )
 
 // logGen generates valid event logs: instance events are only what
@@ -33,6 +35,12 @@ type logGen struct {
 	insts []*genInstance
 	out   []genEvent
 	ids   int
+
+	// License A licenses, License B codes and the instances' usage
+	// (gen_licenses_test.go).
+	licenses []*genLicense
+	codes    []*genCode
+	usages   map[string]*usage.State
 }
 
 type genInstance struct {
@@ -75,10 +83,16 @@ func (g *logGen) step() {
 	g.now = g.now.Add(time.Duration(1+g.intn("minutes", 300))*time.Minute +
 		time.Duration(g.intn("micros", 1_000_000))*time.Microsecond + time.Duration(g.intn("nanos", 1000)))
 	switch r := g.intn("what", 100); {
-	case r < 70 || len(g.insts) == 0:
+	case r < 55 || len(g.insts) == 0:
 		g.instanceStep()
-	case r < 88:
+	case r < 68:
 		g.effectStep()
+	case r < 76:
+		g.licenseStep()
+	case r < 85:
+		g.codeStep()
+	case r < 95:
+		g.usageStep()
 	default:
 		g.noiseStep()
 	}
@@ -210,7 +224,13 @@ func (g *logGen) effectStep() {
 
 func (g *logGen) noiseStep() {
 	in, _ := g.instance()
-	switch g.intn("noise", 4) {
+	switch g.intn("noise", 6) {
+	case 4: // the license order index (another kind)
+		data, _ := json.Marshal(license.Bound{InstanceID: "lic-x"})
+		g.add(eventstore.StreamID{Kind: license.IndexKind, Keys: []string{"lo-" + strconv.Itoa(g.ids)}}, license.TypeBound, 1, data, event.Causation{})
+	case 5: // the usage pusher's progress, in the usage namespace
+		data, _ := json.Marshal(effect.Done{Effect: "usagepush", InstanceID: in.id, EventSeq: 1, Attempts: 1})
+		g.add(eventstore.StreamID{Kind: usage.Kind, Keys: []string{effect.Kind, "usagepush", in.id}}, effect.TypeDone, 1, data, event.Causation{Actor: "effects"})
 	case 0: // the order index
 		data, _ := json.Marshal(instance.Bound{InstanceID: in.id})
 		g.add(eventstore.StreamID{Kind: instance.IndexKind, Keys: []string{"ord-" + in.id, "line-" + in.id + "-" + strconv.Itoa(g.ids)}},

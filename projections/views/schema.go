@@ -14,6 +14,16 @@ const (
 	ViewFacts = "facts"
 	// ViewEffects: table parked_effects.
 	ViewEffects = "effects"
+	// ViewLicenses: table licenses (License A).
+	ViewLicenses = "licenses"
+	// ViewLicenseCodes: table license_codes (License B authorization
+	// codes).
+	ViewLicenseCodes = "license_codes"
+	// ViewUsage: table usage_records.
+	ViewUsage = "usage"
+	// ViewFamilyFacts: table family_daily_facts and its helper
+	// family_facts_state.
+	ViewFamilyFacts = "family_facts"
 )
 
 // viewTables lists the tables of each view.
@@ -21,6 +31,11 @@ var viewTables = map[string][]string{
 	ViewInstances: {"instances", "provisioning_latency"},
 	ViewFacts:     {"daily_facts", "facts_instance_state"},
 	ViewEffects:   {"parked_effects"},
+
+	ViewLicenses:     {"licenses"},
+	ViewLicenseCodes: {"license_codes"},
+	ViewUsage:        {"usage_records"},
+	ViewFamilyFacts:  {"family_daily_facts", "family_facts_state"},
 }
 
 // ViewNames returns the names of every view, sorted.
@@ -83,6 +98,38 @@ var tableColumns = map[string][]column{
 		{"effect", kText}, {"instance_id", kText}, {"event_seq", kInt}, {"event_id", kText},
 		{"event_type", kText}, {"attempts", kInt}, {"reason", kText}, {"parked_at", kTS},
 	},
+	// Migration 2.
+	"licenses": {
+		{"instance_id", kText}, {"status", kText}, {"order_id", kText}, {"business_id", kText},
+		{"product_id", kText}, {"sku_code", kText}, {"customer_id", kText}, {"charging_mode", kText},
+		{"period_type", kText}, {"period_number", kInt}, {"trial", kBool}, {"test_flag", kBool},
+		{"route", kText}, {"expire_time", kTS}, {"issued_at", kTS}, {"refreshed_at", kTS},
+		{"expired_at", kTS}, {"released_at", kTS}, {"renewals", kInt}, {"last_event_seq", kInt},
+		{"updated_at", kTS},
+	},
+	"license_codes": {
+		{"code", kText}, {"status", kText}, {"reference", kText}, {"product_id", kText},
+		{"order_id", kText}, {"amount", kInt}, {"expire_time", kTS}, {"activation", kText},
+		{"activated_at", kTS}, {"activation_error_code", kText}, {"activation_error_message", kText}, {"heartbeat_at", kTS},
+		{"heartbeat_code", kText}, {"heartbeat_status", kText}, {"usage_reported_at", kTS}, {"usage_report_code", kText},
+		{"usage_reports", kInt}, {"renewals", kInt}, {"route", kText}, {"registered_at", kTS},
+		{"refreshed_at", kTS}, {"frozen_at", kTS}, {"released_at", kTS}, {"last_event_seq", kInt},
+		{"updated_at", kTS},
+	},
+	"usage_records": {
+		{"metering_sn", kText}, {"instance_id", kText}, {"record_key", kText}, {"record_time", kTS},
+		{"begin_time", kTS}, {"end_time", kTS}, {"usage_value", kText}, {"relate_pkg_instance", kText},
+		{"billing", kText}, {"status", kText}, {"batch_id", kText}, {"duplicate", kBool},
+		{"rejection_code", kText}, {"rejection_message", kText}, {"local_rejection", kBool}, {"recorded_at", kTS},
+		{"pushed_at", kTS}, {"rejected_at", kTS}, {"last_event_seq", kInt}, {"updated_at", kTS},
+	},
+	"family_daily_facts": {
+		{"day", kDate}, {"family", kText}, {"metric", kText}, {"count", kInt},
+	},
+	"family_facts_state": {
+		{"instance_id", kText}, {"family", kText}, {"order_id", kText}, {"created_day", kDate},
+		{"trial", kBool},
+	},
 }
 
 // tablePK lists the primary key columns of every view table.
@@ -92,6 +139,11 @@ var tablePK = map[string][]string{
 	"daily_facts":          {"day", "product_id", "metric"},
 	"facts_instance_state": {"instance_id"},
 	"parked_effects":       {"effect", "instance_id", "event_seq"},
+	"licenses":             {"instance_id"},
+	"license_codes":        {"code"},
+	"usage_records":        {"metering_sn"},
+	"family_daily_facts":   {"day", "family", "metric"},
+	"family_facts_state":   {"instance_id"},
 }
 
 // columnList returns "a, b, c" for table.

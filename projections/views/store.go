@@ -1,13 +1,16 @@
 // Package views holds the SQL read models (projections) of the event log:
-// instances, per-day facts, provisioning latency and parked effects, in
+// instances, per-day facts, provisioning latency, parked effects, licenses,
+// license codes, usage records and per-day facts per family, in
 // SQLite (the default, a file under the data directory) or PostgreSQL, with
 // one schema and one code path for both (database/sql; the differences are
 // in dialect.go).
 //
 // A view is a named group of tables sharing one checkpoint, the stream
 // sequence of the last event folded into it: [ViewInstances] (instances,
-// provisioning_latency), [ViewFacts] (daily_facts) and [ViewEffects]
-// (parked_effects). The [Projector] applies events in batches, one
+// provisioning_latency), [ViewFacts] (daily_facts), [ViewEffects]
+// (parked_effects), [ViewLicenses] (licenses), [ViewLicenseCodes]
+// (license_codes), [ViewUsage] (usage_records) and [ViewFamilyFacts]
+// (family_daily_facts). The [Projector] applies events in batches, one
 // transaction per batch and view that also moves the view's checkpoint, so
 // a redelivered event is a no-op and a crash loses nothing. [Projector.Replay]
 // rebuilds views from sequence 1 into fresh tables and swaps them in
@@ -42,7 +45,8 @@ type Store struct {
 	// db serves queries; wdb serves projection writes. On SQLite wdb is a
 	// single connection whose transactions begin IMMEDIATE (the write
 	// lock), and db a pool of read-only connections (WAL readers never
-	// wait for the writer). On PostgreSQL wdb is a pool of two.
+	// wait for the writer). On PostgreSQL wdb is a small pool (a
+	// connection per view and one more).
 	db, wdb *sql.DB
 	d       *dialect
 	// where describes the database for messages (no credentials).
@@ -128,8 +132,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		wcfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	wdb := stdlib.OpenDB(*wcfg)
-	wdb.SetMaxOpenConns(4)
-	wdb.SetMaxIdleConns(4)
+	// A connection per view: the projector applies a batch to every view
+	// concurrently.
+	wdb.SetMaxOpenConns(len(viewTables) + 1)
+	wdb.SetMaxIdleConns(len(viewTables) + 1)
 	wdb.SetConnMaxIdleTime(0)
 	wdb.SetConnMaxLifetime(0)
 	for _, d := range []*sql.DB{db, wdb} {

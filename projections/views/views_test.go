@@ -33,6 +33,7 @@ func checkViews(t tb, st *Store, prefix string, recs []eventstore.Record) {
 			t.Fatalf("instance %s: view status %q, instance.Fold says %q", id, r.Status, status)
 		}
 	}
+	checkLicenseStatuses(t, st, prefix, recs)
 }
 
 func lastSeq(recs []eventstore.Record) uint64 {
