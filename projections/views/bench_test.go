@@ -65,6 +65,36 @@ func benchReplay(b *testing.B, kind string) {
 	b.ReportMetric(float64(len(recs)), "log_events")
 }
 
+// BenchmarkReplayView replays one view at a time (gallerist replay --view
+// NAME) of the same log into each database and reports events/s.
+func BenchmarkReplayView(b *testing.B) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		for _, view := range ViewNames() {
+			b.Run(kind+"/"+view, func(b *testing.B) { benchReplayView(b, kind, view) })
+		}
+	}
+}
+
+func benchReplayView(b *testing.B, kind, view string) {
+	_, ts, recs := benchStream(b)
+	st := openStore(b, benchDSN(b, kind))
+	p, err := NewProjector(st, ts.js, ts.name, ts.prefix, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var events uint64
+	for b.Loop() {
+		s, err := p.Replay(context.Background(), view, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += s.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(len(recs)), "log_events")
+}
+
 // BenchmarkReplaySQLite: replay rate into SQLite (target ≥ 60k events/s).
 func BenchmarkReplaySQLite(b *testing.B) { benchReplay(b, "sqlite") }
 
