@@ -43,6 +43,20 @@ type FirstOfInstance interface {
 	FirstOfInstance(eventType string) bool
 }
 
+// SuccessUnrecorded is an optional interface of a [Handler]:
+// SuccessUnrecorded reports that a successfully handled event of this type
+// needs no progress record. The runner then neither checks the instance's
+// turn nor appends EffectDone for it, which saves a read and a write on a
+// path a caller may be waiting on (newInstance waits for provisioning); a
+// failed event is still parked (and recorded) as usual. Answer true only
+// for the single event type the handler wants of an instance, and only
+// when Handle is idempotent by itself (it sees that the work is done, e.g.
+// the instance is provisioned already): a redelivery after a crash, or a
+// re-drive of a parked event that succeeded meanwhile, runs it again.
+type SuccessUnrecorded interface {
+	SuccessUnrecorded(eventType string) bool
+}
+
 // errPermanent marks an error as not worth retrying.
 type permanentError struct{ err error }
 

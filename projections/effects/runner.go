@@ -93,7 +93,8 @@ type Runner struct {
 	streamName string
 	prefix     string
 	h          Handler
-	first      FirstOfInstance // h's, if it implements it
+	first      FirstOfInstance   // h's, if it implements it
+	quiet      SuccessUnrecorded // h's, if it implements it
 	name       string
 	durable    string
 	filter     string
@@ -163,6 +164,7 @@ func NewRunner(js jetstream.JetStream, store eventstore.Store, streamName, prefi
 		runCtx: context.Background(),
 	}
 	r.first, _ = h.(FirstOfInstance)
+	r.quiet, _ = h.(SuccessUnrecorded)
 	chain := newChain(h, name, cfg.HandleTimeout, r.log, nil)
 	r.chain.Store(&chain)
 	return r, nil
@@ -519,7 +521,8 @@ func (r *Runner) process(ctx context.Context, m jetstream.Msg) {
 	log := r.log.With("instanceId", inst, "seq", seq, "eventId", env.ID, "eventType", env.Type)
 
 	var p Progress
-	for conflicts := 0; ; conflicts++ {
+	quiet := r.quiet != nil && r.quiet.SuccessUnrecorded(env.Type)
+	for conflicts := 0; !quiet; conflicts++ {
 		var v verdict
 		p, v, err = r.turn(ctx, inst, seq, env.Type, r.ackFloor(delivered))
 		if err != nil {
@@ -588,6 +591,17 @@ func (r *Runner) process(ctx context.Context, m jetstream.Msg) {
 		log.Info("retries abandoned: runner stopping; handing the event back", "attempts", attempts, "err", herr)
 		r.handBackNow(m)
 		return
+	}
+	if quiet {
+		if herr == nil {
+			r.settle(m.Ack(), "ack") // nothing to record (SuccessUnrecorded)
+			return
+		}
+		if p, err = r.Progress(ctx, inst); err != nil { // parking appends to the progress stream
+			log.Warn("reading the progress to park the event failed; the event will be handled again", "err", err)
+			r.settle(m.NakWithDelay(r.turnDelay(delivered)), "nak")
+			return
+		}
 	}
 	err = r.record(ctx, p, env, inst, seq, attempts, herr, func(p Progress) bool { return seq > p.Cursor })
 	if err != nil {

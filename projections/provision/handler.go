@@ -189,6 +189,13 @@ func (h *Handler) Wants(eventType string) bool { return eventType == instance.Ty
 // waiting (the runner's turn check then skips reading the instance).
 func (h *Handler) FirstOfInstance(eventType string) bool { return eventType == instance.TypeCreated }
 
+// SuccessUnrecorded implements effects.SuccessUnrecorded: a provisioned
+// (or refused) instance is its own record, and Handle skips an instance
+// that is no longer provisioning, so a successful provisioning needs no
+// EffectDone (one read and one write fewer before newInstance's answer). A
+// provisioning that fails for good is parked as usual.
+func (h *Handler) SuccessUnrecorded(eventType string) bool { return eventType == instance.TypeCreated }
+
 // ProvisionTimeout is the bound of one provisioner call.
 func (h *Handler) ProvisionTimeout() time.Duration { return h.timeout }
 
