@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -48,59 +46,16 @@ var getLicenseKnown = map[string]bool{
 // query, or the POST-body variant, both authenticated with the V1
 // authToken and the route's Key (license.md §2, auth.md §3).
 func (s *Server) serveLicenseA(ep *endpoint) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		cl := &call{ep: ep, activity: "unknown"}
-		var (
-			a   v1Auth
-			err error
-		)
-		if c.Request.Method == http.MethodPost {
-			raw, tooLarge, rerr := readBody(c.Request, s.opts.BodyLimit)
-			if tooLarge {
-				s.writePlain(c, ep, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", s.opts.BodyLimit))
-				return
-			}
-			if err = rerr; err == nil {
-				a, err = parseV1Body(ep.keys, raw, c.GetHeader("authToken"))
-			} else {
-				err = koogallery.Invalid("body", "body could not be read")
-			}
-		} else {
-			a, err = parseV1Query(ep.keys, c.Request.URL.RawQuery)
-		}
-		var resp any
-		if err != nil {
-			resp = errorResult(err)
-		} else {
-			ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
-			resp = s.handleLicenseA(ctx, cl, a)
-			cancel()
-		}
-		s.write(c, ep, cl.keyIdx, resp)
-		s.observe(cl, resp, time.Since(start))
-	}
+	return s.serveAuthToken(ep, s.handleLicenseA)
 }
 
 // handleLicenseA is the License A pipeline after authentication: the
 // optional timeStamp window, the activity, the debug marker.
 func (s *Server) handleLicenseA(ctx context.Context, cl *call, a v1Auth) any {
-	cl.keyIdx, cl.form = a.keyIdx, koogallery.Form(a.decoding)
-	if _, seen := cl.ep.formSeen.LoadOrStore(cl.form, true); !seen {
-		s.log.Info("authToken verified", "route", cl.ep.route.Path, "decoding", a.decoding, "keyIndex", a.keyIdx)
+	if err := s.checkAuthToken(cl, a); err != nil {
+		return errorResult(err)
 	}
 	p := a.params
-	if w := cl.ep.route.V1Window(); w > 0 {
-		ts, err := koogallery.ParseV1TimeStamp(p["timeStamp"])
-		if err != nil {
-			return errorResult(err)
-		}
-		if d := s.opts.Now().Sub(ts); d > w || d < -w {
-			return errorResult(koogallery.AuthFailed("timeStamp is outside the window"))
-		}
-	} else if n := len(p["timeStamp"]); n > 20 {
-		return errorResult(koogallery.Invalid("timeStamp", "timeStamp is %d characters, at most 20 allowed", n))
-	}
 	activity, err := p.str("activity", true, 20)
 	if err != nil {
 		return errorResult(err)

@@ -80,7 +80,12 @@ func (r v1QueryResponse) code() string       { return r.ResultCode }
 
 // serveV1 serves a SaaS V1 route: GET with the parameters in the query, or
 // the POST-body variant (auth.md §3.3).
-func (s *Server) serveV1(ep *endpoint) gin.HandlerFunc {
+func (s *Server) serveV1(ep *endpoint) gin.HandlerFunc { return s.serveAuthToken(ep, s.handleV1) }
+
+// serveAuthToken serves a route authenticated with the V1 authToken (SaaS
+// V1 and License A): GET with the query, or the POST-body variant; handle
+// runs after authentication.
+func (s *Server) serveAuthToken(ep *endpoint, handle func(context.Context, *call, v1Auth) any) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		cl := &call{ep: ep, activity: "unknown"}
@@ -107,7 +112,7 @@ func (s *Server) serveV1(ep *endpoint) gin.HandlerFunc {
 			resp = errorResult(err)
 		} else {
 			ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
-			resp = s.handleV1(ctx, cl, a)
+			resp = handle(ctx, cl, a)
 			cancel()
 		}
 		s.write(c, ep, cl.keyIdx, resp)
@@ -115,26 +120,36 @@ func (s *Server) serveV1(ep *endpoint) gin.HandlerFunc {
 	}
 }
 
-// handleV1 is the V1 pipeline after authentication.
-func (s *Server) handleV1(ctx context.Context, cl *call, a v1Auth) any {
+// checkAuthToken notes the key and decoding that verified an authToken
+// call and checks its optional timeStamp window (SaaS V1, License A).
+func (s *Server) checkAuthToken(cl *call, a v1Auth) error {
 	cl.keyIdx, cl.form = a.keyIdx, koogallery.Form(a.decoding)
 	if _, seen := cl.ep.formSeen.LoadOrStore(cl.form, true); !seen {
 		// Which decoding KooGallery's tokens need is worth one line
 		// (auth.md §3.2); every call logs it at debug level.
 		s.log.Info("authToken verified", "route", cl.ep.route.Path, "decoding", a.decoding, "keyIndex", a.keyIdx)
 	}
-	p := a.params
+	ts := a.params["timeStamp"]
 	if w := cl.ep.route.V1Window(); w > 0 {
-		ts, err := koogallery.ParseV1TimeStamp(p["timeStamp"])
+		t, err := koogallery.ParseV1TimeStamp(ts)
 		if err != nil {
-			return errorResult(err)
+			return err
 		}
-		if d := s.opts.Now().Sub(ts); d > w || d < -w {
-			return errorResult(koogallery.AuthFailed("timeStamp is outside the window"))
+		if d := s.opts.Now().Sub(t); d > w || d < -w {
+			return koogallery.AuthFailed("timeStamp is outside the window")
 		}
-	} else if n := len(p["timeStamp"]); n > 20 {
-		return errorResult(koogallery.Invalid("timeStamp", "timeStamp is %d characters, at most 20 allowed", n))
+	} else if n := len(ts); n > 20 {
+		return koogallery.Invalid("timeStamp", "timeStamp is %d characters, at most 20 allowed", n)
 	}
+	return nil
+}
+
+// handleV1 is the V1 pipeline after authentication.
+func (s *Server) handleV1(ctx context.Context, cl *call, a v1Auth) any {
+	if err := s.checkAuthToken(cl, a); err != nil {
+		return errorResult(err)
+	}
+	p := a.params
 	activity, err := p.str("activity", true, 32)
 	if err != nil {
 		return errorResult(err)
