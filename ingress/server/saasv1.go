@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -296,79 +294,25 @@ func (s *Server) v1ExtendParams(cl *call, p v1params) (map[string]string, string
 // v1QueryInstance: saas-v1.md §9, the rules of SaaS V2 queryInstance plus
 // usageInfo for metered instances.
 func (s *Server) v1QueryInstance(ctx context.Context, cl *call, p v1params) any {
-	raw := p["instanceId"]
-	var ids []string
-	for _, id := range strings.Split(raw, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			ids = append(ids, id)
-		}
+	info, states, code, err := s.queryInstances(ctx, cl, p["instanceId"])
+	if err != nil {
+		return errorResult(err)
 	}
-	if len(ids) == 0 {
-		return errorResult(koogallery.Invalid("instanceId", "instanceId is mandatory"))
+	var v1 []v1InstanceInfo
+	if info != nil {
+		v1 = make([]v1InstanceInfo, len(info))
 	}
-	if len(ids) > maxQueryIDs {
-		return errorResult(koogallery.Invalid("instanceId", "instanceId carries %d ids, at most %d allowed", len(ids), maxQueryIDs))
-	}
-	for _, id := range ids {
-		if len([]rune(id)) > 64 {
-			return errorResult(koogallery.Invalid("instanceId", "instanceId %q is longer than 64 characters", truncate(id, 16)))
-		}
-	}
-	enc := string(cl.ep.encrypt)
-	if cl.debug {
-		info := make([]v1InstanceInfo, 0, len(ids))
-		for _, id := range ids {
-			a, err := s.appInfoFor(cl, mockAppInfo(cl, id))
+	for i, ii := range info {
+		v1[i] = v1InstanceInfo{InstanceID: ii.InstanceID, AppInfo: ii.AppInfo}
+		if states[i].V1.Metered() {
+			u, err := s.usageOf(ctx, cl, states[i])
 			if err != nil {
 				return errorResult(err)
 			}
-			info = append(info, v1InstanceInfo{InstanceID: id, AppInfo: a})
+			v1[i].UsageInfo = &u
 		}
-		return v1QueryResponse{ResultCode: string(koogallery.CodeSuccess), ResultMsg: koogallery.CodeSuccess.DefaultMessage(), EncryptType: enc, Info: info}
 	}
-	var (
-		info    []v1InstanceInfo
-		pending int
-		failed  *instance.Failure
-	)
-	for _, id := range ids {
-		st, err := s.deps.Instances.Get(ctx, id)
-		if errors.Is(err, instance.ErrNotFound) || (err == nil && st.Status == instance.StatusReleased) {
-			continue // unknown ids are left out
-		}
-		if err != nil {
-			return errorResult(err)
-		}
-		if st.Status == instance.StatusFailed {
-			failed = st.Failure
-			continue
-		}
-		ii := v1InstanceInfo{InstanceID: st.ID}
-		if s.ready(cl, st) {
-			if ii.AppInfo, err = s.appInfoFor(cl, *st.AppInfo); err != nil {
-				return errorResult(err)
-			}
-		} else {
-			pending++
-		}
-		if st.V1.Metered() {
-			u, err := s.usageOf(ctx, cl, st)
-			if err != nil {
-				return errorResult(err)
-			}
-			ii.UsageInfo = &u
-		}
-		info = append(info, ii)
-	}
-	switch {
-	case len(info) == 0 && len(ids) == 1 && failed != nil:
-		return errorResult(&instance.RefusedError{Failure: *failed})
-	case len(info) == 0:
-		return v1QueryResponse{ResultCode: string(koogallery.CodeNotFound), ResultMsg: koogallery.CodeNotFound.DefaultMessage(), EncryptType: enc}
-	case pending == len(info):
-		return v1QueryResponse{ResultCode: string(koogallery.CodeProcessing), ResultMsg: koogallery.CodeProcessing.DefaultMessage(), EncryptType: enc, Info: info}
-	}
-	return v1QueryResponse{ResultCode: string(koogallery.CodeSuccess), ResultMsg: koogallery.CodeSuccess.DefaultMessage(), EncryptType: enc, Info: info}
+	return v1QueryResponse{ResultCode: string(code), ResultMsg: code.DefaultMessage(), EncryptType: string(cl.ep.encrypt), Info: v1}
 }
 
 // usageOf asks the usage source; without one, a metered instance reports an

@@ -162,6 +162,18 @@ func (s *Server) queryInstance(ctx context.Context, cl *call, b body) any {
 	if err != nil {
 		return errorResult(err)
 	}
+	info, _, code, err := s.queryInstances(ctx, cl, raw)
+	if err != nil {
+		return errorResult(err)
+	}
+	return queryResponse{ResultCode: string(code), ResultMsg: code.DefaultMessage(), EncryptType: string(cl.ep.encrypt), Info: info}
+}
+
+// queryInstances applies queryInstance's rules (saas-v2.md §3, shared by
+// every family that has it) to raw, the comma-separated ids: the instances
+// to list (with their states, zero for a debug call's mock answers) and the
+// result code; info is nil when nothing is listed.
+func (s *Server) queryInstances(ctx context.Context, cl *call, raw string) (info []instanceInfo, states []instance.State, code koogallery.Code, err error) {
 	var ids []string
 	for _, id := range strings.Split(raw, ",") {
 		if id = strings.TrimSpace(id); id != "" {
@@ -169,30 +181,28 @@ func (s *Server) queryInstance(ctx context.Context, cl *call, b body) any {
 		}
 	}
 	if len(ids) == 0 {
-		return errorResult(koogallery.Invalid("instanceId", "instanceId is mandatory"))
+		return nil, nil, "", koogallery.Invalid("instanceId", "instanceId is mandatory")
 	}
 	if len(ids) > maxQueryIDs {
-		return errorResult(koogallery.Invalid("instanceId", "instanceId carries %d ids, at most %d allowed", len(ids), maxQueryIDs))
+		return nil, nil, "", koogallery.Invalid("instanceId", "instanceId carries %d ids, at most %d allowed", len(ids), maxQueryIDs)
 	}
 	for _, id := range ids {
 		if len([]rune(id)) > 64 {
-			return errorResult(koogallery.Invalid("instanceId", "instanceId %q is longer than 64 characters", truncate(id, 16)))
+			return nil, nil, "", koogallery.Invalid("instanceId", "instanceId %q is longer than 64 characters", truncate(id, 16))
 		}
 	}
-	enc := string(cl.ep.encrypt)
 	if cl.debug {
-		info := make([]instanceInfo, 0, len(ids))
+		info = make([]instanceInfo, 0, len(ids))
 		for _, id := range ids {
 			a, err := s.appInfoFor(cl, mockAppInfo(cl, id))
 			if err != nil {
-				return errorResult(err)
+				return nil, nil, "", err
 			}
 			info = append(info, instanceInfo{InstanceID: id, AppInfo: a})
 		}
-		return queryResponse{ResultCode: string(koogallery.CodeSuccess), ResultMsg: koogallery.CodeSuccess.DefaultMessage(), EncryptType: enc, Info: info}
+		return info, make([]instance.State, len(info)), koogallery.CodeSuccess, nil
 	}
 	var (
-		info    []instanceInfo
 		pending int
 		failed  *instance.Failure
 	)
@@ -202,7 +212,7 @@ func (s *Server) queryInstance(ctx context.Context, cl *call, b body) any {
 			continue // unknown ids are left out
 		}
 		if err != nil {
-			return errorResult(err)
+			return nil, nil, "", err
 		}
 		if st.Status == instance.StatusFailed {
 			failed = st.Failure
@@ -211,22 +221,22 @@ func (s *Server) queryInstance(ctx context.Context, cl *call, b body) any {
 		ii := instanceInfo{InstanceID: st.ID}
 		if s.ready(cl, st) {
 			if ii.AppInfo, err = s.appInfoFor(cl, *st.AppInfo); err != nil {
-				return errorResult(err)
+				return nil, nil, "", err
 			}
 		} else {
 			pending++
 		}
-		info = append(info, ii)
+		info, states = append(info, ii), append(states, st)
 	}
 	switch {
 	case len(info) == 0 && len(ids) == 1 && failed != nil:
-		return errorResult(&instance.RefusedError{Failure: *failed})
+		return nil, nil, "", &instance.RefusedError{Failure: *failed}
 	case len(info) == 0:
-		return queryResponse{ResultCode: string(koogallery.CodeNotFound), ResultMsg: koogallery.CodeNotFound.DefaultMessage(), EncryptType: enc}
+		return nil, nil, koogallery.CodeNotFound, nil
 	case pending == len(info):
-		return queryResponse{ResultCode: string(koogallery.CodeProcessing), ResultMsg: koogallery.CodeProcessing.DefaultMessage(), EncryptType: enc, Info: info}
+		return info, states, koogallery.CodeProcessing, nil
 	}
-	return queryResponse{ResultCode: string(koogallery.CodeSuccess), ResultMsg: koogallery.CodeSuccess.DefaultMessage(), EncryptType: enc, Info: info}
+	return info, states, koogallery.CodeSuccess, nil
 }
 
 // mockAppInfo answers debug queries: plausible, clearly marked, nothing
