@@ -50,6 +50,7 @@ Flags:
 // serveFlags are the flags of `kg serve`.
 type serveFlags struct {
 	listen, dataDir, akEnv, skEnv, tlsCert, tlsKey, logLevel, logFormat string
+	usageKeyEnv                                                         string
 	strictUploads                                                       bool
 	licenseCodes                                                        stringList
 }
@@ -103,6 +104,7 @@ func serveStandin(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve with this certificate (PEM) instead of a generated self-signed one")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.Var(&f.licenseCodes, "license-code", "an authorization code to serve besides the mock ones, received and not yet activated, valid one year (repeatable, or comma-separated)")
+	fs.StringVar(&f.usageKeyEnv, "usage-key-env", "", "serve the usage push too (outgoing.md §3), verifying its signature with the vendor key in this environment variable (the SaaS V2 route's key)")
 	fs.BoolVar(&f.strictUploads, "strict-uploads", false, "refuse uploads for event ids not known (91381034); by default any event id is accepted")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -155,8 +157,16 @@ func serveStandin(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	}
 	st.SetStrictUploads(f.strictUploads)
 
+	var h http.Handler = st
+	if f.usageKeyEnv != "" {
+		key, ok := lookup(f.usageKeyEnv)
+		if !ok || key == "" {
+			return fmt.Errorf("kg serve: --usage-key-env: %s is not set", f.usageKeyEnv)
+		}
+		h = standin.NewUsage(st, standin.UsageConfig{Key: []byte(key)}).Handler()
+	}
 	srv := &http.Server{
-		Handler:           logCalls(st, log),
+		Handler:           logCalls(h, st, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -341,15 +351,16 @@ func printServeInfo(w io.Writer, info serveInfo, f serveFlags, addr string) {
 	fmt.Fprintf(w, " gallerist serve --kg-hosts %s\n", info.URL)
 }
 
-// logCalls logs every call the stand-in answers (method, path, query, AK,
+// logCalls logs every call h (the stand-in st, with the usage push in
+// front of it when served) answers (method, path, query, AK,
 // status, result code and message, duration) and keeps no request history
 // (the log is the history, so that a long-running stand-in does not grow).
 // It never logs the Authorization header, the SK or a body.
-func logCalls(st *standin.Server, log *slog.Logger) http.Handler {
+func logCalls(h http.Handler, st *standin.Server, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		cw := &captureWriter{ResponseWriter: w}
-		st.ServeHTTP(cw, r)
+		h.ServeHTTP(cw, r)
 		st.Reset()
 		var ak string
 		if a, err := koogallery.ParseAKSKAuthorization(r.Header.Get("Authorization")); err == nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gallerist/gallerist/domain/usage"
 	"github.com/gallerist/gallerist/projections/openapi"
 	"github.com/gallerist/gallerist/projections/openapi/standin"
 )
@@ -204,5 +205,37 @@ func TestServeFlagErrors(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+// With --usage-key-env the stand-in also takes usage pushes signed with
+// that vendor key (and refuses one signed with another).
+func TestServeUsagePush(t *testing.T) {
+	const ak, sk, key = "SERVEUSAGEAK0123456789", "serve-usage-sk-0123456789", "serve-usage-vendor-key"
+	info, _, _, stop := startServe(t, map[string]string{openapi.EnvAK: ak, openapi.EnvSK: sk, "KG_USAGE_KEY": key},
+		"--data-dir", t.TempDir(), "--usage-key-env", "KG_USAGE_KEY")
+	c := serveClient(t, info, ak, sk)
+	now := time.Now().UTC().Truncate(time.Hour)
+	rec, ferr := usage.Parse(usage.Input{InstanceID: "inst-usage-1", RecordKey: "meter-1",
+		RecordTime: now.Format(time.RFC3339), BeginTime: now.Add(-time.Hour).Format(time.RFC3339),
+		EndTime: now.Format(time.RFC3339), UsageValue: "3.25", Billing: "hourly"}, usage.DefaultRules(), now)
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	ans, err := c.PushUsage(t.Context(), []byte(key), []usage.Record{rec}, openapi.UsageOptions{})
+	if err != nil || len(ans.Records) != 0 {
+		t.Fatalf("push: %+v, %v", ans, err)
+	}
+	if _, err := c.PushUsage(t.Context(), []byte("another-key"), []usage.Record{rec}, openapi.UsageOptions{}); err == nil {
+		t.Error("a push signed with another key was accepted")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb lockedBuffer
+	err = serveStandin(t.Context(), []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--usage-key-env", "UNSET_KEY"},
+		&out, &errb, func(string) (string, bool) { return "", false }, nil)
+	if err == nil || !strings.Contains(err.Error(), "UNSET_KEY") {
+		t.Errorf("unset usage key: %v", err)
 	}
 }
