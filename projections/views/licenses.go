@@ -221,15 +221,36 @@ type licensesApplier struct {
 }
 
 func (a *licensesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) error {
-	ids := aggregateIDs(items, license.Kind)
+	return foldAggregateRows(ctx, tx, a.s, items, license.Kind, rowTable[License]{
+		table: a.licenses, schema: "licenses", key: "instance_id", upsert: upsertLicenses,
+		scan: scanLicense, id: func(r *License) string { return r.InstanceID }, args: a.s.licenseArgs,
+		fold: func(r *License, it *item) *License { return foldLicense(r, it.seq, &it.env, it.ev.(license.Event)) },
+	})
+}
+
+// rowTable says how one row per aggregate is kept in a view's table:
+// where, how it is read and written, and how an event folds into it.
+type rowTable[R any] struct {
+	table, schema, key, upsert string
+	scan                       func(scanner) (R, error)
+	id                         func(*R) string
+	args                       func(*R) []any
+	fold                       func(*R, *item) *R // nil: the event changes nothing
+}
+
+// foldAggregateRows loads the rows of the aggregates of kind that items
+// touch, folds every item of that kind into them in log order and upserts
+// the rows that changed, in one statement per shape.
+func foldAggregateRows[R any](ctx context.Context, tx *sql.Tx, s *Store, items []item, kind string, t rowTable[R]) error {
+	ids := aggregateIDs(items, kind)
 	if len(ids) == 0 {
 		return nil
 	}
-	rows := make(map[string]*License, len(ids))
-	err := a.s.loadByKeys(ctx, tx, a.licenses, "licenses", "instance_id", ids, func(sc scanner) error {
-		r, err := scanLicense(sc)
+	rows := make(map[string]*R, len(ids))
+	err := s.loadByKeys(ctx, tx, t.table, t.schema, t.key, ids, func(sc scanner) error {
+		r, err := t.scan(sc)
 		if err == nil {
-			rows[r.InstanceID] = &r
+			rows[t.id(&r)] = &r
 		}
 		return err
 	})
@@ -239,20 +260,20 @@ func (a *licensesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) e
 	var dirty dirtyList
 	for i := range items {
 		it := &items[i]
-		if it.kind != license.Kind || it.ev == nil {
+		if it.kind != kind || it.ev == nil {
 			continue
 		}
 		id := it.env.AggregateID
-		if r := foldLicense(rows[id], it.seq, &it.env, it.ev.(license.Event)); r != nil {
+		if r := t.fold(rows[id], it); r != nil {
 			rows[id] = r
 			dirty.add(id)
 		}
 	}
 	args := make([][]any, len(dirty.keys))
 	for i, id := range dirty.keys {
-		args[i] = a.s.licenseArgs(rows[id])
+		args[i] = t.args(rows[id])
 	}
-	return a.s.insertRows(ctx, tx, a.licenses, "licenses", upsertLicenses, args)
+	return s.insertRows(ctx, tx, t.table, t.schema, t.upsert, args)
 }
 
 func (s *Store) licenseArgs(r *License) []any {
@@ -412,38 +433,13 @@ type codesApplier struct {
 }
 
 func (a *codesApplier) apply(ctx context.Context, tx *sql.Tx, items []item) error {
-	ids := aggregateIDs(items, licensecode.Kind)
-	if len(ids) == 0 {
-		return nil
-	}
-	rows := make(map[string]*LicenseCode, len(ids))
-	err := a.s.loadByKeys(ctx, tx, a.codes, "license_codes", "code", ids, func(sc scanner) error {
-		r, err := scanLicenseCode(sc)
-		if err == nil {
-			rows[r.Code] = &r
-		}
-		return err
+	return foldAggregateRows(ctx, tx, a.s, items, licensecode.Kind, rowTable[LicenseCode]{
+		table: a.codes, schema: "license_codes", key: "code", upsert: upsertCodes,
+		scan: scanLicenseCode, id: func(r *LicenseCode) string { return r.Code }, args: a.s.codeArgs,
+		fold: func(r *LicenseCode, it *item) *LicenseCode {
+			return foldCode(r, it.seq, &it.env, it.ev.(licensecode.Event))
+		},
 	})
-	if err != nil {
-		return err
-	}
-	var dirty dirtyList
-	for i := range items {
-		it := &items[i]
-		if it.kind != licensecode.Kind || it.ev == nil {
-			continue
-		}
-		id := it.env.AggregateID
-		if r := foldCode(rows[id], it.seq, &it.env, it.ev.(licensecode.Event)); r != nil {
-			rows[id] = r
-			dirty.add(id)
-		}
-	}
-	args := make([][]any, len(dirty.keys))
-	for i, id := range dirty.keys {
-		args[i] = a.s.codeArgs(rows[id])
-	}
-	return a.s.insertRows(ctx, tx, a.codes, "license_codes", upsertCodes, args)
 }
 
 func (s *Store) codeArgs(r *LicenseCode) []any {
