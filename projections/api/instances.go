@@ -63,52 +63,44 @@ func (s *Server) listInstances(c *gin.Context) {
 		writeFieldError(c, ferr)
 		return
 	}
-	var p views.Page
-	var order string
-	if p.Limit, ferr = q.integer("limit"); ferr != nil {
+	p, ferr := page(q)
+	if ferr != nil {
 		writeFieldError(c, ferr)
 		return
 	}
-	if p.Cursor, ferr = q.cursor("cursor"); ferr != nil {
-		writeFieldError(c, ferr)
-		return
-	}
-	if order, ferr = q.enum("order"); ferr != nil {
-		writeFieldError(c, ferr)
-		return
-	}
-	p.Desc = order == "desc"
 	ctx, cancel := withTimeout(c, queryTimeout)
 	defer cancel()
-	page, err := s.views.ListInstances(ctx, f, p)
-	if errors.Is(err, views.ErrBadCursor) {
-		writeError(c, http.StatusBadRequest, "not a cursor of this listing (it continues a listing in the same order, from nextCursor)", "cursor")
-		return
-	}
-	if err != nil {
-		s.failed(c, "instances", err)
-		return
-	}
-	out := InstanceList{Instances: page.Instances, NextCursor: page.Next, ConsistentTo: page.Seq}
+	pg, err := s.views.ListInstances(ctx, f, p)
+	out := InstanceList{Instances: pg.Instances, NextCursor: pg.Next, ConsistentTo: pg.Seq}
 	if out.Instances == nil {
 		out.Instances = []views.Instance{}
 	}
-	setConsistency(c, page.Seq)
-	writeJSON(c, http.StatusOK, out)
+	s.answerPage(c, "instances", err, pg.Seq, out)
 }
 
-func (s *Server) getInstance(c *gin.Context) {
+// pathID reads the id path parameter of a GET of one thing (what names
+// it in the error): no query parameters, 1..maxIDLen bytes of text. It
+// answers the error itself and reports false.
+func pathID(c *gin.Context, what string) (string, bool) {
 	if _, ferr := parseQuery(c, nil); ferr != nil {
 		writeFieldError(c, ferr)
-		return
+		return "", false
 	}
 	id := c.Param("id")
 	if id == "" || len(id) > maxIDLen {
-		writeError(c, http.StatusBadRequest, fmt.Sprintf("an instance id has 1..%d bytes", maxIDLen), "id")
-		return
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s id has 1..%d bytes", what, maxIDLen), "id")
+		return "", false
 	}
 	if ferr := checkText("id", id); ferr != nil {
 		writeFieldError(c, ferr)
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) getInstance(c *gin.Context) {
+	id, ok := pathID(c, "an instance")
+	if !ok {
 		return
 	}
 	ctx, cancel := withTimeout(c, queryTimeout)

@@ -142,62 +142,6 @@ func (s *Server) licenseRoutes(e *gin.Engine) {
 	e.GET("/v1/stats/families", s.familyStats)
 }
 
-// page reads limit, cursor and order.
-func page(q query) (views.Page, *fieldError) {
-	var p views.Page
-	var ferr *fieldError
-	if p.Limit, ferr = q.integer("limit"); ferr != nil {
-		return p, ferr
-	}
-	if p.Cursor, ferr = q.cursor("cursor"); ferr != nil {
-		return p, ferr
-	}
-	order, ferr := q.enum("order")
-	p.Desc = order == "desc"
-	return p, ferr
-}
-
-// timeRange reads a pair of instants: [from, to).
-func timeRange(q query, fromName, toName string, from, to *time.Time) *fieldError {
-	var ferr *fieldError
-	if *from, ferr = q.instant(fromName); ferr != nil {
-		return ferr
-	}
-	if *to, ferr = q.instant(toName); ferr != nil {
-		return ferr
-	}
-	if !from.IsZero() && !to.IsZero() && !from.Before(*to) {
-		return badField(toName, "must be after "+fromName)
-	}
-	return nil
-}
-
-// texts reads text parameters into their destinations, in order.
-func texts(q query, names []string, dst ...*string) *fieldError {
-	for i, name := range names {
-		v, ferr := q.text(name)
-		if ferr != nil {
-			return ferr
-		}
-		*dst[i] = v
-	}
-	return nil
-}
-
-// answerPage answers a listing, or its error.
-func (s *Server) answerPage(c *gin.Context, what string, err error, seq uint64, out any) {
-	if errors.Is(err, views.ErrBadCursor) {
-		writeError(c, http.StatusBadRequest, "not a cursor of this listing (it continues a listing in the same order, from nextCursor)", "cursor")
-		return
-	}
-	if err != nil {
-		s.failed(c, what, err)
-		return
-	}
-	setConsistency(c, seq)
-	writeJSON(c, http.StatusOK, out)
-}
-
 func (s *Server) listLicenses(c *gin.Context) {
 	q, ferr := parseQuery(c, s.licenseListParams())
 	var f views.LicenseFilter
@@ -235,17 +179,8 @@ func (s *Server) listLicenses(c *gin.Context) {
 }
 
 func (s *Server) getLicense(c *gin.Context) {
-	if _, ferr := parseQuery(c, nil); ferr != nil {
-		writeFieldError(c, ferr)
-		return
-	}
-	id := c.Param("id")
-	if id == "" || len(id) > maxIDLen {
-		writeError(c, http.StatusBadRequest, fmt.Sprintf("a license id has 1..%d bytes", maxIDLen), "id")
-		return
-	}
-	if ferr := checkText("id", id); ferr != nil {
-		writeFieldError(c, ferr)
+	id, ok := pathID(c, "a license")
+	if !ok {
 		return
 	}
 	ctx, cancel := withTimeout(c, queryTimeout)

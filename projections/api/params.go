@@ -356,3 +356,45 @@ func truncate(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
+
+// page reads limit, cursor and order.
+func page(q query) (views.Page, *fieldError) {
+	var p views.Page
+	var ferr *fieldError
+	if p.Limit, ferr = q.integer("limit"); ferr != nil {
+		return p, ferr
+	}
+	if p.Cursor, ferr = q.cursor("cursor"); ferr != nil {
+		return p, ferr
+	}
+	order, ferr := q.enum("order")
+	p.Desc = order == "desc"
+	return p, ferr
+}
+
+// timeRange reads a pair of instants: [from, to).
+func timeRange(q query, fromName, toName string, from, to *time.Time) *fieldError {
+	var ferr *fieldError
+	if *from, ferr = q.instant(fromName); ferr != nil {
+		return ferr
+	}
+	if *to, ferr = q.instant(toName); ferr != nil {
+		return ferr
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(*to) {
+		return badField(toName, "must be after "+fromName)
+	}
+	return nil
+}
+
+// texts reads text parameters into their destinations, in order.
+func texts(q query, names []string, dst ...*string) *fieldError {
+	for i, name := range names {
+		v, ferr := q.text(name)
+		if ferr != nil {
+			return ferr
+		}
+		*dst[i] = v
+	}
+	return nil
+}

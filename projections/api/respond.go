@@ -3,9 +3,12 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/gallerist/gallerist/projections/views"
 )
 
 // ErrorBody is the body of every error answer.
@@ -47,4 +50,18 @@ func badField(field, msg string) *fieldError { return &fieldError{field: field, 
 // writeFieldError answers 400 for e.
 func writeFieldError(c *gin.Context, e *fieldError) {
 	writeError(c, http.StatusBadRequest, e.msg, e.field)
+}
+
+// answerPage answers a listing, or its error.
+func (s *Server) answerPage(c *gin.Context, what string, err error, seq uint64, out any) {
+	if errors.Is(err, views.ErrBadCursor) {
+		writeError(c, http.StatusBadRequest, "not a cursor of this listing (it continues a listing in the same order, from nextCursor)", "cursor")
+		return
+	}
+	if err != nil {
+		s.failed(c, what, err)
+		return
+	}
+	setConsistency(c, seq)
+	writeJSON(c, http.StatusOK, out)
 }
